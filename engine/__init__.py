@@ -1,0 +1,200 @@
+"""engine: a plugin-based trading engine with one event kernel for backtest, paper and live.
+
+The public API is listed in ``__all__``. Names load lazily (PEP 562), so
+``import engine`` and ``engine --help`` stay fast however many plugins exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from engine.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from engine.aio import maybe_await, run_sync
+    from engine.config import EngineConfig, Secret, between, non_negative, positive
+    from engine.data import BarSeries, bars_from_table
+    from engine.engine import Engine, FeedContext
+    from engine.errors import (
+        ConfigError,
+        DataError,
+        EngineError,
+        ExecutionError,
+        IllegalTransition,
+        PluginError,
+        Problem,
+    )
+    from engine.kernel import BarView, Denial, PipelineContext, StrategyContext
+    from engine.model import (
+        Bar,
+        Fill,
+        Instrument,
+        InstrumentKind,
+        Order,
+        OrderIntent,
+        OrderState,
+        OrderType,
+        Portfolio,
+        Position,
+        Quote,
+        Side,
+        Trade,
+    )
+    from engine.plugins import PluginInfo, PluginManager, PluginSettings
+    from engine.records import (
+        Allow,
+        Analyzer,
+        Broker,
+        CliCommand,
+        ConfigSection,
+        Coordinator,
+        Deny,
+        Executor,
+        Exporter,
+        Feed,
+        Filter,
+        Guard,
+        HealthReport,
+        HealthStatus,
+        MetricsStore,
+        Reduce,
+        RuntimeGuard,
+        Strategy,
+        ValidationRule,
+    )
+    from engine.results import RunResult
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "engine.aio": ["maybe_await", "run_sync"],
+    "engine.config": ["EngineConfig", "Secret", "between", "non_negative", "positive"],
+    "engine.data": ["BarSeries", "bars_from_table"],
+    "engine.engine": ["Engine", "FeedContext"],
+    "engine.errors": [
+        "ConfigError",
+        "DataError",
+        "EngineError",
+        "ExecutionError",
+        "IllegalTransition",
+        "PluginError",
+        "Problem",
+    ],
+    "engine.kernel": ["BarView", "Denial", "PipelineContext", "StrategyContext"],
+    "engine.model": [
+        "Bar",
+        "Fill",
+        "Instrument",
+        "InstrumentKind",
+        "Order",
+        "OrderIntent",
+        "OrderState",
+        "OrderType",
+        "Portfolio",
+        "Position",
+        "Quote",
+        "Side",
+        "Trade",
+    ],
+    "engine.plugins": ["PluginInfo", "PluginManager", "PluginSettings"],
+    "engine.records": [
+        "Allow",
+        "Analyzer",
+        "Broker",
+        "CliCommand",
+        "ConfigSection",
+        "Coordinator",
+        "Deny",
+        "Executor",
+        "Exporter",
+        "Feed",
+        "Filter",
+        "Guard",
+        "HealthReport",
+        "HealthStatus",
+        "MetricsStore",
+        "Reduce",
+        "RuntimeGuard",
+        "Strategy",
+        "ValidationRule",
+    ],
+    "engine.results": ["RunResult"],
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = [
+    "Allow",
+    "Analyzer",
+    "Bar",
+    "BarSeries",
+    "BarView",
+    "Broker",
+    "CliCommand",
+    "ConfigError",
+    "ConfigSection",
+    "Coordinator",
+    "DataError",
+    "Denial",
+    "Deny",
+    "Engine",
+    "EngineConfig",
+    "EngineError",
+    "ExecutionError",
+    "Executor",
+    "Exporter",
+    "Feed",
+    "FeedContext",
+    "Fill",
+    "Filter",
+    "Guard",
+    "HealthReport",
+    "HealthStatus",
+    "IllegalTransition",
+    "Instrument",
+    "InstrumentKind",
+    "MetricsStore",
+    "Order",
+    "OrderIntent",
+    "OrderState",
+    "OrderType",
+    "PipelineContext",
+    "PluginError",
+    "PluginInfo",
+    "PluginManager",
+    "PluginSettings",
+    "Portfolio",
+    "Position",
+    "Problem",
+    "Quote",
+    "Reduce",
+    "RunResult",
+    "RuntimeGuard",
+    "Secret",
+    "Side",
+    "Strategy",
+    "StrategyContext",
+    "Trade",
+    "ValidationRule",
+    "__version__",
+    "bars_from_table",
+    "between",
+    "hookimpl",
+    "maybe_await",
+    "non_negative",
+    "positive",
+    "run_sync",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'engine' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

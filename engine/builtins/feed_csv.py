@@ -1,0 +1,85 @@
+"""Built-in plugin ``csv``: OHLCV bars from CSV files (read with pyarrow).
+
+Columns: ``timestamp`` (ISO-8601 or epoch in ``timestamp_unit``), ``open``,
+``high``, ``low``, ``close`` and optional ``volume``. Errors name file, row
+(the file's line number) and column.
+"""
+
+from __future__ import annotations
+
+import attrs
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from engine import (
+    BarSeries,
+    DataError,
+    Feed,
+    FeedContext,
+    Instrument,
+    Problem,
+    bars_from_table,
+    hookimpl,
+)
+from engine.builtins.feed_files import FileFeedConfig, file_for
+
+
+@attrs.frozen
+class CsvConfig(FileFeedConfig):
+    """``[feed] type = "csv"`` options."""
+
+    delimiter: str = ","
+
+
+class CsvFeed:
+    """Reads one CSV file per instrument."""
+
+    def __init__(self, config: CsvConfig) -> None:
+        self.config = config
+
+    def _read(self, path: str, as_text: bool) -> pa.Table:
+        parse = pacsv.ParseOptions(delimiter=self.config.delimiter)
+        convert = pacsv.ConvertOptions(
+            column_types={c: pa.string() for c in ("open", "high", "low", "close", "volume")}
+            if as_text
+            else None,
+            strings_can_be_null=True,
+        )
+        return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
+
+    def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
+        """All bars of the instrument's file."""
+        path = file_for(self.config, instrument, ctx)
+        try:
+            try:
+                table = self._read(str(path), as_text=False)
+            except pa.ArrowInvalid:
+                # a malformed cell: re-read as text so each bad cell is reported by row
+                table = self._read(str(path), as_text=True)
+        except pa.ArrowInvalid as exc:
+            raise DataError([Problem(str(path), f"unreadable CSV: {exc}")]) from None
+        return bars_from_table(
+            table,
+            instrument,
+            source=str(path),
+            timestamp_column=self.config.timestamp_column,
+            timestamp_unit=self.config.timestamp_unit,
+            first_row=2,
+        )
+
+
+def _build(config: CsvConfig) -> CsvFeed:
+    return CsvFeed(config)
+
+
+@hookimpl
+def engine_feeds() -> list[Feed]:
+    """The ``csv`` feed."""
+    return [
+        Feed(
+            name="csv",
+            factory=_build,
+            config_type=CsvConfig,
+            description="OHLCV bars from CSV files.",
+        )
+    ]

@@ -1,0 +1,106 @@
+"""Built-in plugin ``sma_crossover``: long-only simple moving average crossover.
+
+Buys ``quantity`` when the fast SMA crosses above the slow SMA while flat; sells
+the whole position when it crosses below. Averages are compared exactly, on
+integer ticks: ``sum_fast * slow`` against ``sum_slow * fast``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from decimal import Decimal
+from typing import Any
+
+import attrs
+
+from engine import BarView, Strategy, StrategyContext, hookimpl, positive
+
+
+@attrs.frozen
+class SmaConfig:
+    """``[[strategies]] type = "sma_crossover"`` options."""
+
+    fast: int = attrs.field(default=10, validator=positive)
+    slow: int = attrs.field(default=30, validator=positive)
+    quantity: Decimal = attrs.field(default=Decimal(1), validator=positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.fast >= self.slow:
+            raise ValueError(f"fast ({self.fast}) must be smaller than slow ({self.slow})")
+
+
+class SmaCrossover:
+    """Rolling sums over two deques pre-filled with zeros; one comparison per bar."""
+
+    __slots__ = (
+        "_ctx",
+        "_fast_window",
+        "_prev",
+        "_slow_window",
+        "_sum_fast",
+        "_sum_slow",
+        "_warmup",
+        "fast",
+        "quantity",
+        "slow",
+    )
+
+    def __init__(self, config: SmaConfig) -> None:
+        self.fast = config.fast
+        self.slow = config.slow
+        self.quantity = config.quantity
+        self._fast_window = deque([0] * config.fast)
+        self._slow_window = deque([0] * config.slow)
+        self._sum_fast = 0
+        self._sum_slow = 0
+        self._warmup = config.slow - 1  # bars before both averages are defined
+        self._prev: int | None = None
+        self._ctx: Any = None
+
+    def on_start(self, ctx: StrategyContext) -> None:
+        """Keep the context for placing orders."""
+        self._ctx = ctx
+
+    def on_bar(self, bar: BarView) -> None:
+        """Update both sums; trade on a crossing."""
+        c = bar.close
+        fw = self._fast_window
+        sw = self._slow_window
+        fw.append(c)
+        sw.append(c)
+        sum_fast = self._sum_fast = self._sum_fast + c - fw.popleft()
+        sum_slow = self._sum_slow = self._sum_slow + c - sw.popleft()
+        if self._warmup:
+            self._warmup -= 1
+            return
+        diff = sum_fast * self.slow - sum_slow * self.fast
+        prev = self._prev
+        self._prev = diff
+        if prev is None:
+            return
+        if prev <= 0 < diff:
+            ctx = self._ctx
+            if not ctx.position() and not ctx.open_orders():
+                ctx.buy(self.quantity)
+        elif prev >= 0 > diff:
+            ctx = self._ctx
+            held = ctx.position()
+            if held > 0:
+                ctx.sell(held)
+
+
+def _build(config: SmaConfig) -> SmaCrossover:
+    return SmaCrossover(config)
+
+
+@hookimpl
+def engine_strategies() -> list[Strategy]:
+    """The ``sma_crossover`` strategy."""
+    return [
+        Strategy(
+            name="sma_crossover",
+            factory=_build,
+            config_type=SmaConfig,
+            description="Long-only fast/slow simple moving average crossover.",
+        )
+    ]

@@ -1,0 +1,324 @@
+"""The :class:`Engine`: one plugin manager, one config, and runs built from them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from engine.aio import maybe_await, run_sync
+from engine.config import ComponentSpec, EngineConfig, RawConfig, load_raw, resolve
+from engine.data import BarSeries
+from engine.errors import ConfigError, PluginError, Problem
+from engine.kernel.core import Kernel
+from engine.kernel.gcpolicy import quiet_gc
+from engine.kernel.loops import backtest_chunks, paper_loop
+from engine.kernel.pipeline import STAGES, CompiledCheck, OrderPipeline
+from engine.model import Instrument, Portfolio
+from engine.plugins import PluginManager, PluginSettings
+from engine.results import RunResult, equity_curve
+
+__all__ = ["Engine", "FeedContext", "Progress"]
+
+Progress = Callable[[int, int], None]
+
+
+@attrs.frozen
+class FeedContext:
+    """What a feed gets besides its own config: where relative paths start, the
+    run's seed and mode (``backtest`` or ``paper``)."""
+
+    base_dir: Path
+    seed: int
+    mode: str
+
+    def resolve_path(self, path: str | os.PathLike[str]) -> Path:
+        """``path`` relative to the config file's folder (absolute paths unchanged)."""
+        p = Path(path)
+        return p if p.is_absolute() else self.base_dir / p
+
+
+@attrs.define
+class _Run:
+    kernel: Kernel
+    feed: Any
+    instruments: list[Instrument]
+    strategies: list[tuple[str, Any]]
+    coordinators: list[Any]
+
+
+class Engine:
+    """A trading engine: plugins, config, and runs (backtest or paper).
+
+    >>> from engine import Engine
+    >>> eng = Engine.from_config({
+    ...     "instruments": [{"symbol": "BTC-USD", "tick_size": "0.01"}],
+    ...     "feed": {"type": "synthetic", "bars": 500},
+    ...     "strategies": [{"type": "sma_crossover", "fast": 5, "slow": 20}],
+    ... })
+    >>> result = eng.backtest_sync()
+    >>> result.bars
+    500
+    """
+
+    def __init__(
+        self,
+        config: RawConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        *,
+        plugins: PluginManager | None = None,
+        settings: PluginSettings | None = None,
+    ) -> None:
+        self.plugins = plugins if plugins is not None else PluginManager(settings)
+        if config is None:
+            config = {}
+        self._raw = config if isinstance(config, RawConfig) else load_raw(config)
+        self._config: EngineConfig | None = None
+        self.log = logger.bind(engine=self._raw.source)
+
+    @classmethod
+    def from_config(
+        cls, source: str | os.PathLike[str] | Mapping[str, Any], **kwargs: Any
+    ) -> Engine:
+        """An engine from a TOML file path or a dict shaped like the TOML."""
+        return cls(load_raw(source), **kwargs)
+
+    # -- plugins and config -----------------------------------------------------------
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register an ad-hoc plugin (a module, class or object with hookimpls)."""
+        name = self.plugins.register(plugin, name)
+        self._config = None
+        return name
+
+    @property
+    def config(self) -> EngineConfig:
+        """The resolved configuration; raises :class:`ConfigError` listing every problem."""
+        if self._config is None:
+            self._config = resolve(self._raw, self.plugins)
+        return self._config
+
+    def check(self) -> EngineConfig:
+        """Resolve and validate the configuration (``engine config check``)."""
+        return self.config
+
+    # -- building a run ------------------------------------------------------------------
+
+    async def _build(self, mode: str) -> _Run:
+        cfg = self.config
+        if self.plugins.settings.strict and self.plugins.failed():
+            failed = ", ".join(self.plugins.failed())
+            raise PluginError(f"strict mode: plugin(s) failed to load: {failed}")
+        instruments = [
+            Instrument(i.symbol, i.tick_size, i.lot_size, i.kind, cfg.engine.currency, i.multiplier)
+            for i in cfg.instruments
+        ]
+        portfolio = Portfolio(cfg.engine.initial_cash, {i.symbol: i for i in instruments})
+        checks = []
+        for stage, section in STAGES:
+            for spec in cfg.components.get(section, ()):
+                check = await self._make(spec)
+                if not callable(check):
+                    raise PluginError(
+                        f"{spec.path}: factory of {spec.type!r} did not return a callable check",
+                        plugin=spec.record.plugin,
+                    )
+                checks.append(CompiledCheck(stage, spec.type, spec.record.plugin, check))
+        broker_spec = cfg.component("broker")
+        if mode != "backtest" and broker_spec.record.live and mode == "paper":
+            raise ConfigError(
+                [
+                    Problem(
+                        f"{broker_spec.path}.type",
+                        "paper trading needs a simulated broker, not a live venue",
+                    )
+                ]
+            )
+        broker = await self._make(broker_spec)
+        kernel = Kernel(instruments, portfolio, OrderPipeline(checks), broker, broker_spec.type)
+        strategies = []
+        used_ids: set[str] = set()
+        for n, spec in enumerate(cfg.components["strategies"]):
+            sid = spec.id or (spec.type if spec.type not in used_ids else f"{spec.type}-{n}")
+            if sid in used_ids:
+                raise ConfigError([Problem(f"{spec.path}.id", f"duplicate strategy id {sid!r}")])
+            used_ids.add(sid)
+            strategy = await self._make(spec)
+            if not callable(getattr(strategy, "on_bar", None)):
+                raise PluginError(
+                    f"strategy {spec.type!r} has no on_bar(bar) method", plugin=spec.record.plugin
+                )
+            symbol = spec.instrument or instruments[0].symbol
+            ctx = kernel.add_strategy(sid, symbol, strategy)
+            strategies.append((sid, strategy, ctx))
+        feed = await self._make(cfg.component("feed"))
+        coordinators = [
+            await self._make_record(r) for r in self.plugins.collect("engine_coordinators")
+        ]
+        for _sid, strategy, ctx in strategies:
+            start = getattr(strategy, "on_start", None)
+            if start is not None:
+                await maybe_await(start(ctx))
+        return _Run(kernel, feed, instruments, [(s, st) for s, st, _ in strategies], coordinators)
+
+    async def _make(self, spec: ComponentSpec) -> Any:
+        try:
+            return await maybe_await(spec.record.factory(spec.options))
+        except (ConfigError, PluginError):
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{spec.path}: building {spec.type!r} failed: {type(exc).__name__}: {exc}",
+                plugin=spec.record.plugin,
+            ) from exc
+
+    async def _make_record(self, record: Any) -> Any:
+        section = self.config.sections.get(record.name)
+        return await maybe_await(record.factory(section))
+
+    def _feed_context(self, mode: str) -> FeedContext:
+        return FeedContext(self.config.base_dir, self.config.engine.seed, mode)
+
+    async def _start(self, run: _Run) -> None:
+        await self.plugins.call_lifecycle("engine_startup", fail_fast=True, engine=self)
+        for c in run.coordinators:
+            await maybe_await(c.start(self))
+
+    async def _stop(self, run: _Run | None) -> None:
+        if run is not None:
+            for c in reversed(run.coordinators):
+                try:
+                    await maybe_await(c.stop())
+                except Exception:
+                    logger.exception("coordinator failed to stop")
+            for _sid, strategy in run.strategies:
+                stop = getattr(strategy, "on_stop", None)
+                if stop is not None:
+                    await maybe_await(stop())
+        await self.plugins.call_lifecycle("engine_shutdown", fail_fast=False, engine=self)
+
+    async def _load_series(self, run: _Run, ctx: FeedContext) -> dict[str, BarSeries]:
+        series = {}
+        spec = self.config.component("feed")
+        for inst in run.instruments:
+            s = await maybe_await(run.feed.load(inst, ctx))
+            if not isinstance(s, BarSeries):
+                raise PluginError(
+                    f"feed {spec.type!r} returned {type(s).__name__}, expected BarSeries",
+                    plugin=spec.record.plugin,
+                )
+            series[inst.symbol] = s
+        return series
+
+    def _result(
+        self, run: _Run, mode: str, series: Mapping[str, BarSeries], bars: int, elapsed: float
+    ) -> RunResult:
+        k = run.kernel
+        result = RunResult(
+            mode=mode,
+            name=self.config.engine.name,
+            bars=bars,
+            fill_records=k.fills,
+            trade_records=k.portfolio.trades,
+            orders=k.orders,
+            denials=k.pipeline.denials,
+            reductions=k.pipeline.reductions,
+            portfolio=k.portfolio,
+            curve=equity_curve(series, k.fills, k.portfolio),
+            final_marks=k.marks(),
+            elapsed_seconds=elapsed,
+            order_counts=k.order_counts,
+        )
+        for analyzer in self.plugins.collect("engine_analyzers"):
+            try:
+                result.stats.update(analyzer.compute(result))
+            except Exception:
+                logger.exception("analyzer {} ({}) failed", analyzer.name, analyzer.plugin)
+        return result
+
+    # -- runs ---------------------------------------------------------------------------
+
+    async def backtest(self, progress: Progress | None = None) -> RunResult:
+        """Run a backtest over the feed's history and return its result.
+
+        Safe to ``await`` inside a running loop (Jupyter). ``progress(done, total)``
+        is called after each chunk of bars.
+        """
+        run: _Run | None = None
+        try:
+            run = await self._build("backtest")
+            series = await self._load_series(run, self._feed_context("backtest"))
+            total = sum(len(s) for s in series.values())
+            await self._start(run)
+            started = time.perf_counter()
+            done = 0
+            with quiet_gc():
+                for done in backtest_chunks(run.kernel, series):
+                    if progress is not None:
+                        progress(done, total)
+                    await asyncio.sleep(0)
+            elapsed = time.perf_counter() - started
+            return self._result(run, "backtest", series, done, elapsed)
+        finally:
+            await self._stop(run)
+
+    def backtest_sync(self, progress: Progress | None = None) -> RunResult:
+        """:meth:`backtest` for scripts (works even under a running event loop)."""
+        return run_sync(lambda: self.backtest(progress))
+
+    async def run(
+        self,
+        *,
+        speed: float | None = None,
+        duration: float | None = None,
+        max_bars: int | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> RunResult:
+        """Paper-trade on the real clock until ``duration`` seconds pass, ``max_bars``
+        bars are processed, the feed ends, or ``stop`` is set (Ctrl-C in the CLI).
+
+        Bars come from the feed's ``stream()`` when it has one, else ``load()`` is
+        replayed. ``speed`` (default ``[paper] speed``) scales the clock.
+        """
+        run: _Run | None = None
+        stop = stop or asyncio.Event()
+        speed = speed or self.config.paper.speed
+        try:
+            run = await self._build("paper")
+            ctx = self._feed_context("paper")
+            streams: dict[str, Iterable[BarSeries] | AsyncIterator[BarSeries]] = {}
+            for inst in run.instruments:
+                if hasattr(run.feed, "stream"):
+                    streams[inst.symbol] = run.feed.stream(inst, ctx)
+                else:
+                    streams[inst.symbol] = [await maybe_await(run.feed.load(inst, ctx))]
+            await self._start(run)
+            tasks: set[asyncio.Task[Any]] = set()
+
+            def spawn(aw: Any) -> None:
+                task = asyncio.ensure_future(aw)
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+            run.kernel.set_spawner(spawn)
+            timer = asyncio.get_running_loop().call_later(duration, stop.set) if duration else None
+            started = time.perf_counter()
+            try:
+                bars = await paper_loop(
+                    run.kernel, streams, speed=speed, stop=stop, max_bars=max_bars
+                )
+            finally:
+                if timer is not None:
+                    timer.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            elapsed = time.perf_counter() - started
+            series = {s: st.to_series() for s, st in run.kernel.streams.items()}
+            return self._result(run, "paper", series, bars, elapsed)
+        finally:
+            await self._stop(run)

@@ -1,0 +1,277 @@
+"""Results of a run: fills, round trips, equity curve, denials and statistics.
+
+The equity curve is computed column-wise after the run from the fill log and the
+bar closes (cash and positions are step functions between fills), so the hot
+loop pays nothing for it. Final cash, equity and PnL come from the exact Decimal
+portfolio.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from engine.data import BarSeries
+from engine.kernel.pipeline import Denial, Reduction
+from engine.model import Fill, Order, OrderState, Portfolio, Trade
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["EquityCurve", "RunResult", "equity_curve"]
+
+
+@attrs.frozen
+class EquityCurve:
+    """Equity (float64, quote currency) at every timestamp of the merged bar timeline,
+    plus whether any position was open at that time."""
+
+    ts: npt.NDArray[np.int64]
+    equity: npt.NDArray[np.float64]
+    invested: npt.NDArray[np.bool_]
+
+    @property
+    def drawdown(self) -> npt.NDArray[np.float64]:
+        """Drawdown from the running peak, as a fraction (<= 0)."""
+        if not len(self.equity):
+            return self.equity
+        peak = np.maximum.accumulate(self.equity)
+        out: npt.NDArray[np.float64] = self.equity / peak - 1.0
+        return out
+
+
+def equity_curve(
+    series: Mapping[str, BarSeries], fills: Sequence[Fill], portfolio: Portfolio
+) -> EquityCurve:
+    """Mark-to-market equity at every bar close from the fill log, vectorised."""
+    parts = [s.ts for s in series.values() if len(s)]
+    if not parts:
+        empty = np.zeros(0)
+        return EquityCurve(empty.astype(np.int64), empty, empty.astype(bool))
+    # a single series is already strictly increasing (checked on load)
+    times = parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+    cash0 = float(portfolio.initial_cash)
+    fill_ts = np.fromiter((f.ts for f in fills), dtype=np.int64, count=len(fills))
+    flows = np.fromiter(
+        (
+            -float(
+                f.quantity * f.side.sign * f.price * portfolio.instruments[f.instrument].multiplier
+                + f.fee
+            )
+            for f in fills
+        ),
+        dtype=np.float64,
+        count=len(fills),
+    )
+    cash_after = cash0 + np.cumsum(flows)
+    k = np.searchsorted(fill_ts, times, side="right")
+    cash = np.where(k > 0, cash_after[np.maximum(k - 1, 0)] if len(fills) else cash0, cash0)
+    equity = cash.astype(np.float64)
+    invested = np.zeros(times.shape[0], dtype=bool)
+    for symbol, s in series.items():
+        own = [f for f in fills if f.instrument == symbol]
+        if not own or not len(s):
+            continue
+        mult = float(portfolio.instruments[symbol].multiplier)
+        f_ts = np.fromiter((f.ts for f in own), dtype=np.int64, count=len(own))
+        pos_after = np.cumsum(
+            np.fromiter(
+                (float(f.quantity * f.side.sign) for f in own), dtype=np.float64, count=len(own)
+            )
+        )
+        j = np.searchsorted(f_ts, times, side="right")
+        pos = np.where(j > 0, pos_after[np.maximum(j - 1, 0)], 0.0)
+        ci = np.searchsorted(s.ts, times, side="right") - 1
+        close = np.where(ci >= 0, s.prices("close")[np.maximum(ci, 0)], 0.0)
+        equity += pos * close * mult
+        invested |= pos != 0
+    return EquityCurve(times, equity, invested)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        if np.isnan(value):
+            return "n/a"
+        return f"{value:,.4f}"
+    if isinstance(value, Decimal):
+        return f"{value:,}"
+    return str(value)
+
+
+@attrs.define
+class RunResult:
+    """The outcome of a backtest or a paper run.
+
+    In a notebook it renders as an HTML table; ``.trades``, ``.fills`` and
+    ``.equity`` are DataFrames; ``.stats`` is a dict of report statistics.
+    """
+
+    mode: str
+    name: str
+    bars: int
+    fill_records: list[Fill]
+    trade_records: list[Trade]
+    orders: dict[str, Order]
+    denials: list[Denial]
+    reductions: list[Reduction]
+    portfolio: Portfolio
+    curve: EquityCurve
+    final_marks: dict[str, Decimal]
+    elapsed_seconds: float
+    stats: dict[str, Any] = attrs.field(factory=dict)
+    order_counts: Counter[OrderState] = attrs.field(factory=Counter)
+
+    # -- exact figures --------------------------------------------------------------------
+
+    @property
+    def final_equity(self) -> Decimal:
+        """Exact equity at the last marks."""
+        return self.portfolio.equity(self.final_marks)
+
+    @property
+    def denials_by_reason(self) -> dict[str, int]:
+        """Denied intents counted by namespaced reason, most frequent first."""
+        return dict(Counter(d.reason for d in self.denials).most_common())
+
+    # -- DataFrames ------------------------------------------------------------------------
+
+    @property
+    def trades(self) -> pd.DataFrame:
+        """Closed round trips (FIFO), one row each."""
+        import pandas as pd
+
+        rows = [attrs.asdict(t) for t in self.trade_records]
+        cols = [a.name for a in attrs.fields(Trade)]
+        frame = pd.DataFrame(rows, columns=cols)
+        for c in ("entry_ts", "exit_ts"):
+            frame[c] = pd.to_datetime(frame[c], unit="ns", utc=True)
+        for c in ("quantity", "entry_price", "exit_price", "fees", "pnl"):
+            frame[c] = frame[c].astype(float)
+        return frame
+
+    @property
+    def fills(self) -> pd.DataFrame:
+        """Every execution, one row each."""
+        import pandas as pd
+
+        rows = [attrs.asdict(f) | {"side": f.side.value} for f in self.fill_records]
+        cols = [a.name for a in attrs.fields(Fill)]
+        frame = pd.DataFrame(rows, columns=cols)
+        frame["ts"] = pd.to_datetime(frame["ts"], unit="ns", utc=True)
+        for c in ("quantity", "price", "fee"):
+            frame[c] = frame[c].astype(float)
+        return frame
+
+    @property
+    def equity(self) -> pd.DataFrame:
+        """Equity and drawdown at every bar, indexed by UTC timestamp."""
+        import pandas as pd
+
+        index = pd.to_datetime(self.curve.ts, unit="ns", utc=True)
+        frame = pd.DataFrame(
+            {
+                "equity": self.curve.equity,
+                "drawdown": self.curve.drawdown,
+                "invested": self.curve.invested,
+            },
+            index=index,
+        )
+        frame.index.name = "timestamp"
+        return frame
+
+    # -- output --------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary: run facts, exact account figures, statistics, denials."""
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "bars": self.bars,
+            "elapsed_seconds": round(self.elapsed_seconds, 3),
+            "initial_cash": str(self.portfolio.initial_cash),
+            "final_equity": str(self.final_equity),
+            "cash": str(self.portfolio.cash),
+            "realized_pnl": str(self.portfolio.realized_pnl),
+            "unrealized_pnl": str(self.portfolio.unrealized_pnl(self.final_marks)),
+            "fees": str(self.portfolio.fees),
+            "positions": {
+                s: str(p.quantity) for s, p in self.portfolio.positions.items() if p.quantity
+            },
+            "orders": {
+                s.value: n for s, n in sorted(self.order_counts.items(), key=lambda kv: kv[0].value)
+            },
+            "orders_denied": len(self.denials),
+            "denials_by_reason": self.denials_by_reason,
+            "orders_reduced": len(self.reductions),
+            "stats": {
+                k: (None if isinstance(v, float) and np.isnan(v) else v)
+                for k, v in self.stats.items()
+            },
+        }
+
+    def write(self, directory: str | Path) -> dict[str, Path]:
+        """Write ``trades.csv``, ``fills.csv``, ``equity.csv`` and ``summary.json``."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "trades": out / "trades.csv",
+            "fills": out / "fills.csv",
+            "equity": out / "equity.csv",
+            "summary": out / "summary.json",
+        }
+        self.trades.to_csv(paths["trades"], index=False)
+        self.fills.to_csv(paths["fills"], index=False)
+        self.equity.to_csv(paths["equity"])
+        paths["summary"].write_text(json.dumps(self.summary(), indent=2, default=str) + "\n")
+        return paths
+
+    def report_rows(self) -> list[tuple[str, str]]:
+        """(label, value) rows of the human report, shared by the CLI and HTML."""
+        rows = [
+            ("bars", f"{self.bars:,}"),
+            ("initial cash", _fmt(self.portfolio.initial_cash)),
+            ("final equity", _fmt(self.final_equity.quantize(Decimal("0.01")))),
+            ("fees", _fmt(self.portfolio.fees.quantize(Decimal("0.01")))),
+        ]
+        rows += [(k.replace("_", " "), _fmt(v)) for k, v in self.stats.items()]
+        rows.append(("orders denied", str(len(self.denials))))
+        for reason, n in self.denials_by_reason.items():
+            rows.append((f"  denied: {reason}", str(n)))
+        return rows
+
+    def _repr_html_(self) -> str:
+        body = "".join(
+            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+            for k, v in self.report_rows()
+        )
+        title = html.escape(f"{self.name} ({self.mode})")
+        return f"<table><caption>{title}</caption>{body}</table>"
+
+    def __repr__(self) -> str:
+        return (
+            f"RunResult(name={self.name!r}, mode={self.mode!r}, bars={self.bars}, "
+            f"trades={len(self.trade_records)}, final_equity={self.final_equity})"
+        )
+
+    def plot(self, ax: Any = None) -> Any:
+        """Plot equity and drawdown with matplotlib (installed separately)."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, (ax, ax2) = plt.subplots(2, 1, sharex=True, figsize=(10, 6), height_ratios=(3, 1))
+        else:
+            ax2 = None
+        frame = self.equity
+        frame["equity"].plot(ax=ax, title=f"{self.name}: equity")
+        if ax2 is not None:
+            frame["drawdown"].plot(ax=ax2, title="drawdown", color="tab:red")
+        return ax
