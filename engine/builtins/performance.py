@@ -14,6 +14,8 @@ import numpy as np
 from engine import Analyzer, RunResult, hookimpl
 
 YEAR_NS = 365.25 * 86_400 * 1e9
+#: Below one day of data an annual growth rate means nothing: CAGR is reported as n/a.
+MIN_CAGR_YEARS = 1 / 365.25
 
 
 def compute(result: RunResult) -> dict[str, Any]:
@@ -36,8 +38,9 @@ def compute(result: RunResult) -> dict[str, Any]:
     if len(equity) > 2:
         span = float(curve.ts[-1] - curve.ts[0])
         years = span / YEAR_NS
-        if years > 0 and final > 0:
-            stats["cagr"] = (final / initial) ** (1.0 / years) - 1.0
+        if years >= MIN_CAGR_YEARS and final > 0:
+            growth = math.log(final / initial) / years
+            stats["cagr"] = math.expm1(growth) if growth < 700 else math.inf
         returns = np.diff(equity) / equity[:-1]
         per_year = YEAR_NS / float(np.median(np.diff(curve.ts)))
         std = float(returns.std())

@@ -136,16 +136,28 @@ async def paper_loop(
                     return
 
     tasks = [asyncio.create_task(pump(s, src), name=f"feed:{s}") for s, src in streams.items()]
-    waiter: asyncio.Future[Any] = asyncio.create_task(stop.wait())
-    limit: asyncio.Future[Any] = asyncio.create_task(done_bars.wait())
-    feeds_done: asyncio.Future[Any] = asyncio.gather(*tasks)
+    waiter = asyncio.create_task(stop.wait())
+    limit = asyncio.create_task(done_bars.wait())
+    pending: set[asyncio.Task[Any]] = set(tasks)
     try:
-        await asyncio.wait({waiter, limit, feeds_done}, return_when=asyncio.FIRST_COMPLETED)
+        while pending:
+            done, _ = await asyncio.wait(
+                {waiter, limit, *pending}, return_when=asyncio.FIRST_COMPLETED
+            )
+            pending -= done
+            failed = [t for t in done if t in tasks and t.exception() is not None]
+            if waiter in done or limit in done or failed:
+                break
     finally:
         stop.set()
         for t in (*tasks, waiter, limit):
             t.cancel()
-        await asyncio.gather(*tasks, waiter, limit, return_exceptions=True)
-        if feeds_done.done() and not feeds_done.cancelled() and feeds_done.exception():
-            raise feeds_done.exception()  # type: ignore[misc]
+        outcomes = await asyncio.gather(*tasks, waiter, limit, return_exceptions=True)
+    errors = [
+        o
+        for o in outcomes[: len(tasks)]
+        if isinstance(o, Exception) and not isinstance(o, asyncio.CancelledError)
+    ]
+    if errors:
+        raise errors[0]
     return count

@@ -1,0 +1,337 @@
+"""The ``engine`` command line.
+
+Commands: ``backtest``, ``run --paper``, ``plugins``, ``hooks``, ``config check``,
+plus any command a plugin adds through ``engine_cli_commands``. A user mistake
+(bad config, bad data, a plugin that does not load in strict mode) prints one
+``path: problem`` line per problem and exits with code 2 (3 for plugin errors),
+never a traceback. Heavy imports happen inside commands so ``engine --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from engine.engine import Engine
+    from engine.plugins import PluginManager, PluginSettings
+    from engine.results import RunResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings(ctx: click.Context) -> PluginSettings:
+    from engine.plugins import PluginSettings
+
+    opts = ctx.find_root().params
+    return PluginSettings.from_env(
+        strict=True if opts.get("strict_plugins") else None,
+        disable=frozenset(opts.get("disable_plugin") or ()),
+        builtin_only=True if opts.get("no_plugins") else None,
+    )
+
+
+def _manager(ctx: click.Context) -> PluginManager:
+    from engine.plugins import PluginManager
+
+    obj = ctx.find_root().ensure_object(dict)
+    if "plugins" not in obj:
+        obj["plugins"] = PluginManager(_settings(ctx))
+    manager: PluginManager = obj["plugins"]
+    return manager
+
+
+def _engine(ctx: click.Context, config: Path) -> Engine:
+    from engine.engine import Engine
+
+    return Engine.from_config(config, plugins=_manager(ctx))
+
+
+def user_errors(func: F) -> F:
+    """Turn engine errors into ``path: problem`` lines and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from engine.errors import EngineError
+
+        try:
+            return func(*args, **kwargs)
+        except EngineError as exc:
+            problems = getattr(exc, "problems", None)
+            lines = [str(p) for p in problems] if problems else [str(exc)]
+            for line in lines:
+                click.secho(line, fg="red", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class EngineGroup(click.Group):
+    """Adds the commands plugins contribute, loading plugins only when asked."""
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        try:
+            records = _manager(ctx).collect("engine_cli_commands")
+        except Exception as exc:  # a broken plugin must not break the CLI
+            click.secho(f"plugin commands unavailable: {exc}", fg="yellow", err=True)
+            return {}
+        return {r.name: r.command for r in records if r.name not in self.commands}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*self.commands, *self._plugin_commands(ctx)])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        return self._plugin_commands(ctx).get(cmd_name)
+
+
+@click.group(cls=EngineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--strict-plugins", is_flag=True, help="Any plugin that fails to load is fatal.")
+@click.option(
+    "--disable-plugin", multiple=True, metavar="NAME", help="Do not load this plugin (repeatable)."
+)
+@click.option("--no-plugins", is_flag=True, help="Load only the built-in plugins.")
+@click.option("--log-level", default="WARNING", show_default=True, help="Log level on stderr.")
+@click.option("--log-json", is_flag=True, help="Log JSON lines.")
+@click.version_option(package_name="engine", prog_name="engine")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    strict_plugins: bool,
+    disable_plugin: tuple[str, ...],
+    no_plugins: bool,
+    log_level: str,
+    log_json: bool,
+) -> None:
+    """A plugin-based trading engine: backtest, paper trade, inspect plugins."""
+    from engine.telemetry import configure_logging
+
+    configure_logging(log_level, json=log_json)
+    ctx.ensure_object(dict)
+
+
+# -- reports -----------------------------------------------------------------------
+
+
+def _report(result: RunResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{result.name}: {result.mode} report", show_header=False)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    for label, value in result.report_rows():
+        table.add_row(label, value)
+    console = Console()
+    console.print(table)
+    if result.trade_records:
+        last = result.trades.tail(5)
+        recent = Table(title="last trades")
+        for col in ("direction", "quantity", "entry_price", "exit_price", "pnl"):
+            recent.add_column(col, justify="right")
+        for row in last.itertuples():
+            recent.add_row(
+                row.direction,
+                f"{row.quantity:g}",
+                f"{row.entry_price:,.2f}",
+                f"{row.exit_price:,.2f}",
+                f"{row.pnl:,.2f}",
+            )
+        console.print(recent)
+
+
+# -- backtest ----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write trades.csv, fills.csv, equity.csv and summary.json here.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table."
+)
+@click.pass_context
+@user_errors
+def backtest(
+    ctx: click.Context, config: Path, output: Path | None, no_progress: bool, as_json: bool
+) -> None:
+    """Backtest the strategies of CONFIG (a TOML file) and print the report."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    eng = _engine(ctx, config)
+    eng.check()
+    if no_progress or as_json:
+        result = eng.backtest_sync()
+    else:
+        columns = (
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=True) as bar:
+            task = bar.add_task("backtest", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            result = eng.backtest_sync(progress)
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2, default=str))
+    else:
+        _report(result)
+    if output is not None:
+        paths = result.write(output)
+        if not as_json:
+            click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+# -- paper / live ------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--paper", is_flag=True, help="Paper trade against the simulated broker.")
+@click.option(
+    "--speed", type=float, help="Clock speed (2 = twice real time). Default: [paper] speed."
+)
+@click.option("--duration", type=float, help="Stop after this many seconds.")
+@click.option("--max-bars", type=int, help="Stop after this many bars.")
+@click.option(
+    "--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Write results here."
+)
+@click.pass_context
+@user_errors
+def run(
+    ctx: click.Context,
+    config: Path,
+    paper: bool,
+    speed: float | None,
+    duration: float | None,
+    max_bars: int | None,
+    output: Path | None,
+) -> None:
+    """Trade CONFIG on the real clock until Ctrl-C (or --duration / --max-bars)."""
+    from rich.console import Console
+
+    from engine.errors import ConfigError, Problem
+
+    eng = _engine(ctx, config)
+    cfg = eng.check()
+    broker = cfg.component("broker")
+    if not paper:
+        if not broker.record.live:
+            raise ConfigError(
+                [
+                    Problem(
+                        f"{broker.path}.type",
+                        f"{broker.type!r} is a simulated broker: pass --paper"
+                        " or configure a live venue",
+                    )
+                ]
+            )
+        raise ConfigError([Problem("engine run", "live trading is not available yet; use --paper")])
+    console = Console(stderr=True)
+
+    async def go() -> RunResult:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            with console.status("paper trading: Ctrl-C stops"):
+                return await eng.run(speed=speed, duration=duration, max_bars=max_bars, stop=stop)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    result = asyncio.run(go())
+    console.print(f"stopped after {result.bars} bars in {result.elapsed_seconds:.1f}s")
+    _report(result)
+    if output is not None:
+        result.write(output)
+
+
+# -- introspection -----------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List plugins: name, distribution, version, hooks, status and load error."""
+    import attrs
+    from rich.console import Console
+    from rich.table import Table
+
+    infos = _manager(ctx).infos()
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
+        return
+    table = Table(title="plugins")
+    for col in ("name", "distribution", "version", "status", "hooks", "error"):
+        table.add_column(col)
+    for i in infos:
+        style = {"failed": "red", "disabled": "dim"}.get(i.status, "")
+        table.add_row(
+            i.name,
+            i.distribution or "-",
+            i.version or "-",
+            i.status + (" (built-in)" if i.builtin else ""),
+            ", ".join(h.removeprefix("engine_") for h in i.hooks),
+            i.error or "",
+            style=style,
+        )
+    Console().print(table)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def hooks(ctx: click.Context, as_json: bool) -> None:
+    """Every hook the engine defines, with its documentation."""
+    docs = _manager(ctx).hook_docs()
+    if as_json:
+        click.echo(json.dumps(docs, indent=2))
+        return
+    for name, doc in docs.items():
+        click.secho(name, bold=True)
+        click.echo("    " + doc.replace("\n", "\n    ") + "\n")
+
+
+@main.group()
+def config() -> None:
+    """Configuration tools."""
+
+
+@config.command("check")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--show", is_flag=True, help="Print the effective configuration (secrets redacted).")
+@click.pass_context
+@user_errors
+def config_check(ctx: click.Context, file: Path, show: bool) -> None:
+    """Validate FILE; print every problem as 'path: problem' (exit 2) or OK."""
+    cfg = _engine(ctx, file).check()
+    if show:
+        click.echo(json.dumps(cfg.dump(), indent=2, default=str))
+    strategies = ", ".join(s.type for s in cfg.components["strategies"])
+    click.echo(f"{file}: OK ({len(cfg.instruments)} instrument(s); strategies: {strategies})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
