@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -135,17 +136,16 @@ def _report(result: RunResult) -> None:
     console = Console()
     console.print(table)
     if result.trade_records:
-        last = result.trades.tail(5)
         recent = Table(title="last trades")
         for col in ("direction", "quantity", "entry_price", "exit_price", "pnl"):
             recent.add_column(col, justify="right")
-        for row in last.itertuples():
+        for t in result.trade_records[-5:]:
             recent.add_row(
-                row.direction,
-                f"{row.quantity:g}",
-                f"{row.entry_price:,.2f}",
-                f"{row.exit_price:,.2f}",
-                f"{row.pnl:,.2f}",
+                t.direction,
+                f"{t.quantity:,}",
+                f"{t.entry_price:,}",
+                f"{t.exit_price:,}",
+                f"{t.pnl.quantize(Decimal('0.01')):,}",
             )
         console.print(recent)
 
