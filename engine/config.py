@@ -551,7 +551,7 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
             if spec is not None:
                 specs.append(spec)
         components[kind.section] = tuple(specs)
-    if "strategies" in components and not components["strategies"] and "strategies" in data:
+    if data.get("strategies") == []:
         problems.append(Problem("config.strategies", "at least one strategy is required"))
 
     plugin_sections: dict[str, Any] = {}

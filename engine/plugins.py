@@ -321,15 +321,20 @@ class PluginManager:
 
     # -- lifecycle hooks -------------------------------------------------------------
 
-    async def call_lifecycle(self, hook: str, *, fail_fast: bool, **kwargs: Any) -> list[Any]:
+    async def call_lifecycle(
+        self, hook: str, *, fail_fast: bool, reverse: bool = False, **kwargs: Any
+    ) -> list[Any]:
         """Call a lifecycle hook plugin by plugin, awaiting async implementations.
 
-        With ``fail_fast`` the first error raises :class:`PluginError`; otherwise
-        errors are logged and the remaining plugins still run.
+        Plugins run in registration order (entry points alphabetically, then
+        ad-hoc registrations), or the reverse with ``reverse`` (shutdown). With
+        ``fail_fast`` the first error raises :class:`PluginError`; otherwise errors
+        are logged and the remaining plugins still run.
         """
         self.load()
         results: list[Any] = []
-        for impl in reversed(getattr(self._pm.hook, hook).get_hookimpls()):
+        impls = getattr(self._pm.hook, hook).get_hookimpls()  # oldest registration first
+        for impl in reversed(impls) if reverse else impls:
             try:
                 value = impl.function(*[kwargs[a] for a in impl.argnames])
                 if inspect.isawaitable(value):
