@@ -200,7 +200,9 @@ class Engine:
                 stop = getattr(strategy, "on_stop", None)
                 if stop is not None:
                     await maybe_await(stop())
-        await self.plugins.call_lifecycle("engine_shutdown", fail_fast=False, reverse=True, engine=self)
+        await self.plugins.call_lifecycle(
+            "engine_shutdown", fail_fast=False, reverse=True, engine=self
+        )
 
     async def _load_series(self, run: _Run, ctx: FeedContext) -> dict[str, BarSeries]:
         series = {}

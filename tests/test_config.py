@@ -35,7 +35,9 @@ def test_valid_config_resolves(base_config: dict[str, Any]) -> None:
     assert cfg.component("broker").type == "simulated"
 
 
-def test_typo_negative_window_and_string_number_are_all_reported(base_config: dict[str, Any]) -> None:
+def test_typo_negative_window_and_string_number_are_all_reported(
+    base_config: dict[str, Any],
+) -> None:
     base_config["strategies"] = [{"type": "sma_crossover", "fats": 10, "slow": -30}]
     base_config["feed"]["bars"] = "many"
     assert sorted(problems(base_config)) == [
@@ -66,7 +68,9 @@ def test_the_bundled_bad_config_file_gives_three_lines() -> None:
         (("instruments", 0, "kind"), "future", "expected one of 'spot', 'perpetual', got 'future'"),
     ],
 )
-def test_no_silent_coercions(base_config: dict[str, Any], path: tuple[Any, ...], value: Any, message: str) -> None:
+def test_no_silent_coercions(
+    base_config: dict[str, Any], path: tuple[Any, ...], value: Any, message: str
+) -> None:
     node: Any = base_config
     for key in path[:-1]:
         node = node[key]
@@ -77,7 +81,9 @@ def test_no_silent_coercions(base_config: dict[str, Any], path: tuple[Any, ...],
 
 def test_cross_field_validation(base_config: dict[str, Any]) -> None:
     base_config["strategies"][0].update(fast=30, slow=10)
-    assert problems(base_config) == ["config.strategies[0]: fast (30) must be smaller than slow (10)"]
+    assert problems(base_config) == [
+        "config.strategies[0]: fast (30) must be smaller than slow (10)"
+    ]
 
 
 def test_missing_and_unknown_sections(base_config: dict[str, Any]) -> None:
@@ -148,7 +154,9 @@ def test_plugin_sections_and_secrets_from_the_environment(
     assert eng.config.dump()["venue"]["api_key"] == "***"
 
 
-def test_a_missing_secret_is_a_config_problem(base_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_secret_is_a_config_problem(
+    base_config: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("VENUE_KEY", raising=False)
     base_config["venue"] = {"api_key": {"env": "VENUE_KEY"}, "port": "x"}
     eng = Engine.from_config(base_config, settings=PluginSettings(builtin_only=True))
@@ -161,14 +169,20 @@ def test_a_missing_secret_is_a_config_problem(base_config: dict[str, Any], monke
     ]
 
 
-@given(st.decimals(allow_nan=False, allow_infinity=False, places=8, min_value=-(10**12), max_value=10**12))
+@given(
+    st.decimals(
+        allow_nan=False, allow_infinity=False, places=8, min_value=-(10**12), max_value=10**12
+    )
+)
 def test_decimal_strings_round_trip_exactly(value: Decimal) -> None:
     assert converter.structure(str(value), Decimal) == value
 
 
 @given(st.one_of(st.text(max_size=5), st.floats(), st.booleans(), st.none()))
 def test_strict_int_accepts_only_ints(value: Any) -> None:
-    _, found = structure({"x": value}, attrs.make_class("X", {"x": attrs.field(type=int)}), "config")
+    _, found = structure(
+        {"x": value}, attrs.make_class("X", {"x": attrs.field(type=int)}), "config"
+    )
     assert [p.where for p in found] == ["config.x"]
 
 

@@ -8,14 +8,25 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine import Fill, IllegalTransition, Instrument, Order, OrderIntent, OrderState, Portfolio, Side
+from engine import (
+    Fill,
+    IllegalTransition,
+    Instrument,
+    Order,
+    OrderIntent,
+    OrderState,
+    Portfolio,
+    Side,
+)
 from engine.model import ORDER_TRANSITIONS, TERMINAL_ORDER_STATES
 
 D = Decimal
 BTC = Instrument("BTC-USD", tick_size=D("0.01"), lot_size=D("0.001"))
 
 
-def fill(side: Side, qty: str | Decimal, price: str | Decimal, fee: str | Decimal = "0", ts: int = 0) -> Fill:
+def fill(
+    side: Side, qty: str | Decimal, price: str | Decimal, fee: str | Decimal = "0", ts: int = 0
+) -> Fill:
     return Fill("c", "s", "BTC-USD", side, D(qty), D(price), D(fee), ts)
 
 
@@ -61,7 +72,12 @@ class TestOrderStateMachine:
 
     def test_cancel_path(self) -> None:
         o = self.order()
-        for s in (OrderState.SUBMITTED, OrderState.ACCEPTED, OrderState.PENDING_CANCEL, OrderState.CANCELED):
+        for s in (
+            OrderState.SUBMITTED,
+            OrderState.ACCEPTED,
+            OrderState.PENDING_CANCEL,
+            OrderState.CANCELED,
+        ):
             o.transition(s, 0)
         assert not o.is_open
 
@@ -82,7 +98,13 @@ class TestOrderStateMachine:
             o.transition(bad, 0)
 
     def test_terminal_states(self) -> None:
-        assert {s.name for s in TERMINAL_ORDER_STATES} == {"DENIED", "REJECTED", "FILLED", "CANCELED", "EXPIRED"}
+        assert {s.name for s in TERMINAL_ORDER_STATES} == {
+            "DENIED",
+            "REJECTED",
+            "FILLED",
+            "CANCELED",
+            "EXPIRED",
+        }
         for s in TERMINAL_ORDER_STATES:
             assert ORDER_TRANSITIONS.is_terminal(s)
 
@@ -114,7 +136,9 @@ class TestPosition:
 prices = st.integers(min_value=1, max_value=10_000_000).map(lambda t: t * BTC.tick_size)
 quantities = st.integers(min_value=1, max_value=5_000).map(lambda n: n * BTC.lot_size)
 fee_bps = st.integers(min_value=0, max_value=50)
-fills = st.lists(st.tuples(st.sampled_from(Side), quantities, prices, fee_bps), min_size=1, max_size=40)
+fills = st.lists(
+    st.tuples(st.sampled_from(Side), quantities, prices, fee_bps), min_size=1, max_size=40
+)
 
 
 @settings(max_examples=300, deadline=None)

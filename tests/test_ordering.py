@@ -10,7 +10,9 @@ from engine import Analyzer, PluginError
 from engine.ordering import order_records
 
 
-def rec(name: str, priority: int = 0, before: tuple[str, ...] = (), after: tuple[str, ...] = ()) -> Analyzer:
+def rec(
+    name: str, priority: int = 0, before: tuple[str, ...] = (), after: tuple[str, ...] = ()
+) -> Analyzer:
     return Analyzer(name=name, compute=dict, priority=priority, before=before, after=after)
 
 
@@ -30,7 +32,10 @@ def test_before_and_after_override_priority() -> None:
 
 
 def test_constraints_on_absent_records_are_ignored() -> None:
-    assert names(order_records([rec("a", before=("missing",)), rec("b", after=("gone",))])) == ["a", "b"]
+    assert names(order_records([rec("a", before=("missing",)), rec("b", after=("gone",))])) == [
+        "a",
+        "b",
+    ]
 
 
 def test_cycle_is_an_error_naming_the_records() -> None:

@@ -65,7 +65,12 @@ def engine_strategy():
 @pytest.fixture
 def fake_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.syspath_prepend(str(tmp_path))
-    for var in ("ENGINE_LOAD_PLUGINS", "ENGINE_DISABLE_PLUGINS", "ENGINE_STRICT_PLUGINS", "ENGINE_TRACE_PLUGINS"):
+    for var in (
+        "ENGINE_LOAD_PLUGINS",
+        "ENGINE_DISABLE_PLUGINS",
+        "ENGINE_STRICT_PLUGINS",
+        "ENGINE_TRACE_PLUGINS",
+    ):
         monkeypatch.delenv(var, raising=False)
     yield tmp_path
     for mod in [m for m in sys.modules if m.startswith("fakedist")]:
@@ -163,7 +168,10 @@ def test_records_are_stamped_with_their_plugin_and_ordered() -> None:
     class A:
         @hookimpl
         def engine_analyzers(self) -> list[Analyzer]:
-            return [Analyzer(name="zeta", compute=dict, priority=1), Analyzer(name="alpha", compute=dict, priority=1)]
+            return [
+                Analyzer(name="zeta", compute=dict, priority=1),
+                Analyzer(name="alpha", compute=dict, priority=1),
+            ]
 
     class B:
         @hookimpl
@@ -240,7 +248,9 @@ def test_duplicate_names_across_plugins_are_fatal() -> None:
 
     pm.register(One(), "one")
     pm.register(One(), "two")
-    with pytest.raises(PluginError, match="'same' is provided by both plugin 'one' and plugin 'two'"):
+    with pytest.raises(
+        PluginError, match="'same' is provided by both plugin 'one' and plugin 'two'"
+    ):
         pm.collect("engine_analyzers")
 
 
