@@ -93,7 +93,8 @@ def test_missing_and_unknown_sections(base_config: dict[str, Any]) -> None:
     assert sorted(problems(base_config)) == [
         "config.feed: required section is missing (feed)",
         "config.instrumetns: unknown section (did you mean [instruments]?)",
-        "config.prometheus: unknown section; it belongs to a plugin: pip install engine-plugin-prometheus",
+        "config.prometheus: unknown section; it belongs to a plugin: "
+        "pip install engine-plugin-prometheus",
     ]
 
 
