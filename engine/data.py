@@ -56,7 +56,9 @@ def _to_ticks(
     with np.errstate(invalid="ignore"):
         scaled = prices / tick
         ticks = np.rint(scaled)
-        off = ~bad & (np.abs(scaled - ticks) > 1e-6 * np.maximum(1.0, np.abs(scaled)))
+        # off the grid by more than float64 rounding allows at this magnitude
+        tolerance = np.maximum(1e-6, 16 * np.finfo(np.float64).eps * np.abs(scaled))
+        off = ~bad & (np.abs(scaled - ticks) > tolerance)
     for i in np.flatnonzero(off)[:MAX_REPORTED]:
         problems.append(
             Problem(
@@ -130,6 +132,10 @@ class BarSeries:
                 )
             cols[name] = _to_ticks(arr, tick, name, source, first_row, problems)
         vol = np.zeros(n) if volume is None else np.asarray(volume, dtype=np.float64)
+        if vol.shape[0] != n:
+            raise DataError(
+                [Problem(source, f"column volume has {vol.shape[0]} rows, expected {n}")]
+            )
         for i in np.flatnonzero(~np.isfinite(vol) | (vol < 0))[:MAX_REPORTED]:
             problems.append(
                 Problem(
@@ -232,7 +238,7 @@ def bars_from_table(
     The timestamp column may hold timestamps, ISO-8601 strings or epoch numbers in
     ``timestamp_unit``. Missing columns, unparsable cells and bad values are
     reported with file, row and column. ``first_row`` is the file row of the
-    table's first row (2 for a CSV with a header line, 0 for Parquet).
+    table's first row (2 for a CSV with a header line, 1 for Parquet).
     """
     import pyarrow as pa
 
@@ -284,37 +290,54 @@ def bars_from_table(
     )
 
 
+def _empty_cells(col: Any, source: str, first_row: int, name: str, problems: list[Problem]) -> None:
+    if col.null_count:
+        for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[:MAX_REPORTED]:
+            problems.append(Problem(_where(source, int(i), first_row, name), "empty cell"))
+
+
 def _timestamps(
     col: Any, unit: str, source: str, first_row: int, name: str, problems: list[Problem]
 ) -> IntArray:
+    """Nanoseconds since the epoch from a timestamp, integer, float or text column."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    _empty_cells(col, source, first_row, name, problems)
     if pa.types.is_timestamp(col.type):
-        if col.null_count:
-            for i in np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[:MAX_REPORTED]:
-                problems.append(Problem(_where(source, int(i), first_row, name), "empty cell"))
-            col = col.fill_null(0)
-        return np.asarray(
-            col.cast(pa.timestamp("ns")).cast(pa.int64()).to_numpy(zero_copy_only=False),
-            dtype=np.int64,
-        )
-    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        scale = _TS_UNITS[unit]
-        values = col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        for i in np.flatnonzero(~np.isfinite(values))[:MAX_REPORTED]:
-            problems.append(Problem(_where(source, int(i), first_row, name), "empty cell"))
-        return np.asarray(np.nan_to_num(values * scale), dtype=np.int64)
+        ns = col.cast(pa.timestamp("ns")).cast(pa.int64()).fill_null(0)
+        return np.asarray(ns.to_numpy(zero_copy_only=False), dtype=np.int64)
+    scale = _TS_UNITS[unit]
+    if pa.types.is_integer(col.type):
+        # exact integer arithmetic: float64 would move nanoseconds
+        values = np.asarray(col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False))
+        limit = np.iinfo(np.int64).max // scale
+        for i in np.flatnonzero(np.abs(values) > limit)[:MAX_REPORTED]:
+            problems.append(
+                Problem(
+                    _where(source, int(i), first_row, name),
+                    f"{values[i]} is out of range for timestamp_unit {unit!r}",
+                )
+            )
+        return np.asarray(np.where(np.abs(values) > limit, 0, values) * scale, dtype=np.int64)
+    if pa.types.is_floating(col.type):
+        values = col.cast(pa.float64()).fill_null(0.0).to_numpy(zero_copy_only=False)
+        return np.asarray(np.rint(np.nan_to_num(values) * scale), dtype=np.int64)
     text = col.cast(pa.string())
-    try:
-        parsed = pc.cast(text, pa.timestamp("ns"))
-        return np.asarray(parsed.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
+    if not text.null_count:
+        try:
+            parsed = pc.cast(text, pa.timestamp("ns"))
+            return np.asarray(
+                parsed.cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64
+            )
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
     import pandas as pd
 
     out = np.zeros(len(text), dtype=np.int64)
     for i, cell in enumerate(text.to_pylist()):
+        if cell is None:
+            continue  # reported as an empty cell above
         try:
             stamp = pd.Timestamp(cell)
             if pd.isna(stamp):

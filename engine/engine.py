@@ -234,6 +234,7 @@ class Engine:
             curve=equity_curve(series, k.fills, k.portfolio),
             final_marks=k.marks(),
             elapsed_seconds=elapsed,
+            series=dict(series),
             order_counts=k.order_counts,
         )
         for analyzer in self.plugins.collect("engine_analyzers"):

@@ -127,6 +127,7 @@ class RunResult:
     curve: EquityCurve
     final_marks: dict[str, Decimal]
     elapsed_seconds: float
+    series: Mapping[str, BarSeries] = attrs.field(factory=dict)
     stats: dict[str, Any] = attrs.field(factory=dict)
     order_counts: Counter[OrderState] = attrs.field(factory=Counter)
 

@@ -174,7 +174,13 @@ class TestFromArraysProblems:
 
     @pytest.mark.parametrize(
         ("price", "tick"),
-        [("30000.005", "0.01"), ("5000.005", "0.01"), ("1000000.5", "1"), ("12.34565", "0.0001")],
+        [
+            ("30000.005", "0.01"),
+            ("30000.013", "0.01"),
+            ("5000.005", "0.01"),
+            ("1000000.5", "1"),
+            ("12.34565", "0.0001"),
+        ],
     )
     def test_price_off_tick_grid_at_realistic_magnitudes(self, price: str, tick: str) -> None:
         # A price half a tick off the grid must be rejected whatever its magnitude

@@ -44,6 +44,7 @@ class CsvFeed:
             if as_text
             else None,
             strings_can_be_null=True,
+            null_values=[""],  # a literal NaN is a bad price, not an empty cell
         )
         return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
 

@@ -58,6 +58,15 @@ def csv_text(rows=None, stamps=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_cell(text: str, line: int, column: str, value: str) -> str:
+    """``text`` with the cell of file line ``line`` (1-based, header = 1) replaced."""
+    lines = text.splitlines()
+    cells = lines[line - 1].split(",")
+    cells[lines[0].split(",").index(column)] = value
+    lines[line - 1] = ",".join(cells)
+    return "\n".join(lines) + "\n"
+
+
 def write_csv(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -194,25 +203,21 @@ class TestCsvProblems:
         assert "found: timestamp, open, high, close" in problems[0].message
 
     def test_several_missing_columns_in_one_problem(self, tmp_path: Path) -> None:
-        f, problems = csv_problems(tmp_path, "time,price\n1,2\n")
+        _, problems = csv_problems(tmp_path, "time,price\n1,2\n")
         assert len(problems) == 1
         assert "timestamp, open, high, low, close" in problems[0].message
 
     def test_unparsable_cell_names_file_row_and_column(self, tmp_path: Path) -> None:
-        rows = ohlc_rows()[:5]
-        text = csv_text(rows).splitlines()
         # data line 4 = file line 4 (the header is line 1)
-        cells = text[3].split(",")
-        cells[4] = "abc"
-        text[3] = ",".join(cells)
-        f, problems = csv_problems(tmp_path, "\n".join(text) + "\n")
+        text = with_cell(csv_text(ohlc_rows()[:5]), 4, "close", "abc")
+        f, problems = csv_problems(tmp_path, text)
         assert len(problems) == 1
         assert problems[0].where == f"{f} row 4, column close"
         assert "row 4" in str(problems[0]) and "column close" in str(problems[0])
         assert problems[0].message == "not a number: 'abc'"
 
     def test_unparsable_cell_after_the_first_block(self, tmp_path: Path) -> None:
-        # past pyarrow's type-inference block: the feed re-reads the file as text
+        # a bad cell far down a large (> 1 MB, several read blocks) file keeps its line number
         n = 40_000
         lines = [HEADER] + [f"{T0_S + 60 * i},100.5,101,100,100.25,1" for i in range(n)]
         lines[n - 5] = f"{T0_S + 60 * (n - 6)},100.5,101,100,oops,1"
@@ -767,11 +772,7 @@ class TestEndToEnd:
         assert [p.where for p in info.value.problems] == [str(tmp_path / "BTC-USD.csv")]
 
     def test_bad_cell_raises_data_error(self, tmp_path: Path) -> None:
-        text = csv_text().replace(
-            f"{T0_S + 120},98,98.5,97.5,98,", f"{T0_S + 120},98,98.5,97.5,abc,"
-        )
-        assert "abc" in text
-        f = write_csv(tmp_path / "BTC-USD.csv", text)
+        f = write_csv(tmp_path / "BTC-USD.csv", with_cell(csv_text(), 4, "close", "abc"))
         eng = Engine.from_config(config({"type": "csv", "path": str(tmp_path / "{symbol}.csv")}))
         with pytest.raises(DataError) as info:
             eng.backtest_sync()
@@ -828,11 +829,7 @@ class TestCli:
 
     def test_backtest_bad_csv_exits_2_with_problem_line(self, tmp_path: Path) -> None:
         project = tmp_path.resolve() / "project"
-        lines = csv_text().splitlines()
-        cells = lines[3].split(",")
-        cells[4] = "abc"
-        lines[3] = ",".join(cells)
-        f = write_csv(project / "data" / "BTC-USD.csv", "\n".join(lines) + "\n")
+        f = write_csv(project / "data" / "BTC-USD.csv", with_cell(csv_text(), 4, "close", "abc"))
         self._toml(project)
         proc = self._run(tmp_path, "backtest", "--no-progress", "project/bad.toml")
         assert proc.returncode == 2, proc.stderr
