@@ -53,8 +53,8 @@ class SmaCrossover:
         self._slow_window = deque([0] * config.slow)
         self._sum_fast = 0
         self._sum_slow = 0
-        self._warmup = config.slow - 1  # bars before both averages are defined
-        self._prev: int | None = None
+        self._warmup = config.slow  # bars until a crossing can be seen
+        self._prev = 0
         self._ctx: Any = None
 
     def on_start(self, ctx: StrategyContext) -> None:
@@ -70,14 +70,14 @@ class SmaCrossover:
         sw.append(c)
         sum_fast = self._sum_fast = self._sum_fast + c - fw.popleft()
         sum_slow = self._sum_slow = self._sum_slow + c - sw.popleft()
-        if self._warmup:
+        if self._warmup:  # both averages are defined from bar slow-1 on
             self._warmup -= 1
+            if not self._warmup:
+                self._prev = sum_fast * self.slow - sum_slow * self.fast
             return
         diff = sum_fast * self.slow - sum_slow * self.fast
         prev = self._prev
         self._prev = diff
-        if prev is None:
-            return
         if prev <= 0 < diff:
             ctx = self._ctx
             if not ctx.position() and not ctx.open_orders():
