@@ -7,9 +7,9 @@ Columns: ``timestamp`` (ISO-8601 or epoch in ``timestamp_unit``), ``open``,
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
-import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from engine import (
     BarSeries,
@@ -37,7 +37,10 @@ class CsvFeed:
     def __init__(self, config: CsvConfig) -> None:
         self.config = config
 
-    def _read(self, path: str, as_text: bool) -> pa.Table:
+    def _read(self, path: str, as_text: bool) -> Any:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
         parse = pacsv.ParseOptions(delimiter=self.config.delimiter)
         convert = pacsv.ConvertOptions(
             column_types={c: pa.string() for c in ("open", "high", "low", "close", "volume")}
@@ -50,6 +53,8 @@ class CsvFeed:
 
     def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
         """All bars of the instrument's file."""
+        import pyarrow as pa
+
         path = file_for(self.config, instrument, ctx)
         try:
             try:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from engine import (
     BarSeries,
     DataError,
@@ -26,6 +23,9 @@ class ParquetFeed:
 
     def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
         """All bars of the instrument's file."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         path = file_for(self.config, instrument, ctx)
         try:
             table = pq.read_table(path)

@@ -13,7 +13,6 @@ from decimal import Decimal
 
 import attrs
 import numpy as np
-import pandas as pd
 
 from engine import BarSeries, Feed, FeedContext, Instrument, hookimpl, non_negative, positive
 from engine.builtins._interval import check_interval, parse_interval
@@ -78,6 +77,8 @@ class SyntheticFeed:
 
     def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
         """``bars`` bars from ``start``."""
+        import pandas as pd
+
         start = pd.Timestamp(self.config.start)
         start_ns = (start.tz_convert("UTC") if start.tzinfo else start).value
         return RandomWalk(self.config, instrument, self._seed(ctx), start_ns).next(self.config.bars)

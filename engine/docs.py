@@ -1,0 +1,107 @@
+"""Generate the reference pages: ``docs/hooks.md`` from the hook specifications and
+``docs/cli.md`` from the command line.
+
+    python -m engine.docs           # write both pages
+    python -m engine.docs --check   # exit 1 if either page is out of date
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from pathlib import Path
+
+import click
+
+from engine import hookspecs
+
+__all__ = ["cli_page", "hooks_page", "main"]
+
+
+def hooks_page() -> str:
+    """Markdown for every hook: signature, kind and docstring (with its example)."""
+    lines = [
+        "# Hooks",
+        "",
+        "Generated from `engine/hookspecs.py` by `python -m engine.docs`; do not edit.",
+        "",
+        "Record hooks take no arguments and return a list of records; the core calls",
+        "each plugin's implementation separately, stamps `plugin`, validates and orders",
+        "the records. Lifecycle hooks receive the engine and may be `async`.",
+        "",
+    ]
+    names = sorted(n for n in dir(hookspecs) if n.startswith("engine_"))
+    lines += [f"- [`{n}`](#{n})" for n in names]
+    for name in names:
+        fn = getattr(hookspecs, name)
+        kind = (
+            f"record hook, returns `{hookspecs.RECORD_HOOKS[name]}` records"
+            if name in hookspecs.RECORD_HOOKS
+            else "lifecycle hook"
+        )
+        signature = str(inspect.signature(fn)).replace("'", "")
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            f"`{name}{signature}`: {kind}.",
+            "",
+            inspect.getdoc(fn) or "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _command_lines(cmd: click.Command, path: list[str], parent: click.Context | None) -> list[str]:
+    ctx = click.Context(cmd, info_name=path[-1], parent=parent)
+    usage = cmd.get_usage(ctx).removeprefix("Usage: ")
+    lines = ["", f"{'#' * min(len(path) + 1, 4)} `{' '.join(path)}`", "", "```", usage, "```", ""]
+    lines.append(inspect.cleandoc(cmd.help or ""))
+    params = [p for p in cmd.get_params(ctx) if p.get_help_record(ctx)]
+    if params:
+        lines.append("")
+        for p in params:
+            record = p.get_help_record(ctx)
+            assert record is not None
+            lines.append(f"- `{record[0]}`: {record[1]}")
+    if isinstance(cmd, click.Group):
+        for name in sorted(cmd.commands):
+            lines += _command_lines(cmd.commands[name], [*path, name], ctx)
+    return lines
+
+
+def cli_page() -> str:
+    """Markdown for every built-in command (plugins may add more at run time)."""
+    from engine.cli import main as cli
+
+    lines = [
+        "# Command line",
+        "",
+        "Generated from `engine/cli.py` by `python -m engine.docs`; do not edit.",
+        "Plugins may add commands through `engine_cli_commands`; `engine --help` lists them.",
+        "",
+        "Exit codes: 0 success; 2 a user mistake (config, data), printed as `path: problem`",
+        "lines; 3 a plugin error in strict mode; 1 anything else.",
+    ]
+    lines += _command_lines(cli, ["engine"], None)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write (or with ``--check``, verify) the generated pages under ``docs/``."""
+    args = sys.argv[1:] if argv is None else argv
+    docs = Path(args[args.index("--docs") + 1]) if "--docs" in args else Path("docs")
+    pages = {docs / "hooks.md": hooks_page(), docs / "cli.md": cli_page()}
+    stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
+    if "--check" in args:
+        for p in stale:
+            print(f"{p} is out of date: run python -m engine.docs", file=sys.stderr)
+        return 1 if stale else 0
+    docs.mkdir(parents=True, exist_ok=True)
+    for p, text in pages.items():
+        p.write_text(text)
+        print(f"wrote {p}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
