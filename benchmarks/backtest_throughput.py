@@ -78,7 +78,8 @@ def plain_loop(opens: list[int], closes: list[int], fast: int, slow: int) -> lis
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,26 +77,30 @@ def user_errors(func: F) -> F:
 
 
 class EngineGroup(click.Group):
-    """Adds the commands plugins contribute, loading plugins only when asked."""
+    """Finds commands that plugins add (``engine_cli_commands``) when they are used.
 
-    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
-        try:
-            records = _manager(ctx).collect("engine_cli_commands")
-        except Exception as exc:  # a broken plugin must not break the CLI
-            click.secho(f"plugin commands unavailable: {exc}", fg="yellow", err=True)
-            return {}
-        return {r.name: r.command for r in records if r.name not in self.commands}
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*self.commands, *self._plugin_commands(ctx)])
+    Listing them would import every installed plugin on each ``engine --help``;
+    ``engine plugins`` shows which plugins provide commands instead.
+    """
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands:
             return self.commands[cmd_name]
-        return self._plugin_commands(ctx).get(cmd_name)
+        try:
+            records = _manager(ctx).records("engine_cli_commands")
+        except Exception as exc:  # a broken plugin must not break the CLI
+            click.secho(f"plugin commands unavailable: {exc}", fg="yellow", err=True)
+            return None
+        record = records.get(cmd_name)
+        return None if record is None else record.command
 
 
-@click.group(cls=EngineGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=EngineGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Plugins may add commands; `engine plugins` lists the plugins that provide"
+    " them (hook cli_commands). Run one as `engine NAME`.",
+)
 @click.option("--strict-plugins", is_flag=True, help="Any plugin that fails to load is fatal.")
 @click.option(
     "--disable-plugin", multiple=True, metavar="NAME", help="Do not load this plugin (repeatable)."

@@ -312,7 +312,6 @@ class EngineSection:
     initial_cash: Decimal = field(default=Decimal(100_000), validator=positive)
     currency: str = "USD"
     seed: int = 0
-    log_level: str = "WARNING"
 
 
 @frozen
@@ -375,15 +374,16 @@ COMPONENT_SECTIONS: tuple[ComponentKind, ...] = (
         "validation_rules", "engine_validation_rules", "validation rule", many=True, required=False
     ),
     ComponentKind("guards", "engine_guards", "guard", many=True, required=False),
-    ComponentKind(
-        "runtime_guards", "engine_runtime_guards", "runtime guard", many=True, required=False
-    ),
-    ComponentKind(
-        "metrics_stores", "engine_metrics_stores", "metrics store", many=True, required=False
-    ),
-    ComponentKind("exporters", "engine_exporters", "exporter", many=True, required=False),
 )
 _CORE_SECTIONS = {"engine", "instruments", "paper"} | {k.section for k in COMPONENT_SECTIONS}
+
+#: Sections whose hooks exist but that this version does not run yet. Configuring
+#: one is an error: a kill switch that silently does nothing must never happen.
+NOT_RUN_YET = {
+    "runtime_guards": "runtime guards",
+    "metrics_stores": "metrics stores",
+    "exporters": "metrics exporters",
+}
 
 #: Sections of first-party plugins that are not installed: section -> package to install.
 KNOWN_PLUGIN_SECTIONS = {
@@ -420,7 +420,10 @@ class EngineConfig:
         for kind in COMPONENT_SECTIONS:
             specs = self.components.get(kind.section, ())
             dumped = [
-                {"type": s.type, **(converter.unstructure(s.options) if s.options else {})}
+                {"type": s.type}
+                | ({"id": s.id} if s.id else {})
+                | ({"instrument": s.instrument} if s.instrument else {})
+                | (converter.unstructure(s.options) if s.options else {})
                 for s in specs
             ]
             if dumped:
@@ -559,6 +562,14 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
         if name in _CORE_SECTIONS:
             continue
         section = sections.get(name)
+        if section is None and name in NOT_RUN_YET:
+            problems.append(
+                Problem(
+                    f"config.{name}",
+                    f"{NOT_RUN_YET[name]} are not run by this version yet; remove the section",
+                )
+            )
+            continue
         if section is None:
             msg = "unknown section"
             if name in KNOWN_PLUGIN_SECTIONS:

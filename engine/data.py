@@ -50,7 +50,7 @@ def _to_ticks(
         problems.append(
             Problem(
                 _where(source, int(i), first_row, column),
-                f"price must be a positive number, got {prices[i]}",
+                f"price must be a positive number, got {float(prices[i])}",
             )
         )
     with np.errstate(invalid="ignore"):
@@ -63,7 +63,7 @@ def _to_ticks(
         problems.append(
             Problem(
                 _where(source, int(i), first_row, column),
-                f"price {prices[i]!r} is not a multiple of the tick size {tick!r}",
+                f"price {float(prices[i])!r} is not a multiple of the tick size {tick!r}",
             )
         )
     ticks[bad] = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -13,9 +14,16 @@ import attrs
 from loguru import logger
 
 from engine.aio import maybe_await, run_sync
-from engine.config import ComponentSpec, EngineConfig, RawConfig, load_raw, resolve
+from engine.config import (
+    COMPONENT_SECTIONS,
+    ComponentSpec,
+    EngineConfig,
+    RawConfig,
+    load_raw,
+    resolve,
+)
 from engine.data import BarSeries
-from engine.errors import ConfigError, PluginError, Problem
+from engine.errors import ConfigError, EngineError, PluginError, Problem
 from engine.kernel.core import Kernel
 from engine.kernel.gcpolicy import quiet_gc
 from engine.kernel.loops import backtest_chunks, paper_loop
@@ -27,6 +35,8 @@ from engine.results import RunResult, equity_curve
 __all__ = ["Engine", "FeedContext", "Progress"]
 
 Progress = Callable[[int, int], None]
+
+_HOOK_OF = {kind.section: kind.hook for kind in COMPONENT_SECTIONS}
 
 
 @attrs.frozen
@@ -51,6 +61,8 @@ class _Run:
     instruments: list[Instrument]
     strategies: list[tuple[str, Any]]
     coordinators: list[Any]
+    started: list[Any] = attrs.Factory(list)
+    started_hooks: bool = False
 
 
 class Engine:
@@ -121,11 +133,16 @@ class Engine:
         portfolio = Portfolio(cfg.engine.initial_cash, {i.symbol: i for i in instruments})
         checks = []
         for stage, section in STAGES:
-            for spec in cfg.components.get(section, ()):
+            # records in their deterministic order (priority, before/after, name);
+            # instances of one record keep the order of the config
+            rank = {name: k for k, name in enumerate(self.plugins.records(_HOOK_OF[section]))}
+            specs = sorted(cfg.components.get(section, ()), key=lambda sp: rank[sp.type])
+            for spec in specs:
                 check = await self._make(spec)
-                if not callable(check):
+                if not callable(check) or inspect.iscoroutinefunction(check):
                     raise PluginError(
-                        f"{spec.path}: factory of {spec.type!r} did not return a callable check",
+                        f"{spec.path}: {spec.type!r} must build a plain (synchronous) callable"
+                        " check(intent, ctx)",
                         plugin=spec.record.plugin,
                     )
                 checks.append(CompiledCheck(stage, spec.type, spec.record.plugin, check))
@@ -153,6 +170,13 @@ class Engine:
                 raise PluginError(
                     f"strategy {spec.type!r} has no on_bar(bar) method", plugin=spec.record.plugin
                 )
+            for name in ("on_bar", "on_fill", "on_order"):
+                if inspect.iscoroutinefunction(getattr(strategy, name, None)):
+                    raise PluginError(
+                        f"strategy {spec.type!r}: {name} must be synchronous (events are handled"
+                        " one at a time, in order); do async work in a coordinator",
+                        plugin=spec.record.plugin,
+                    )
             symbol = spec.instrument or instruments[0].symbol
             ctx = kernel.add_strategy(sid, symbol, strategy)
             strategies.append((sid, strategy, ctx))
@@ -185,30 +209,47 @@ class Engine:
         return FeedContext(self.config.base_dir, self.config.engine.seed, mode)
 
     async def _start(self, run: _Run) -> None:
+        run.started_hooks = True
         await self.plugins.call_lifecycle("engine_startup", fail_fast=True, engine=self)
         for c in run.coordinators:
             await maybe_await(c.start(self))
+            run.started.append(c)
 
     async def _stop(self, run: _Run | None) -> None:
-        if run is not None:
-            for c in reversed(run.coordinators):
+        """Undo what started, in reverse; every step runs even if one fails."""
+        if run is None:
+            return
+        for c in reversed(run.started):
+            try:
+                await maybe_await(c.stop())
+            except Exception:
+                logger.exception("coordinator {} failed to stop", type(c).__name__)
+        for sid, strategy in run.strategies:
+            stop = getattr(strategy, "on_stop", None)
+            if stop is not None:
                 try:
-                    await maybe_await(c.stop())
-                except Exception:
-                    logger.exception("coordinator failed to stop")
-            for _sid, strategy in run.strategies:
-                stop = getattr(strategy, "on_stop", None)
-                if stop is not None:
                     await maybe_await(stop())
-        await self.plugins.call_lifecycle(
-            "engine_shutdown", fail_fast=False, reverse=True, engine=self
-        )
+                except Exception:
+                    logger.exception("strategy {}: on_stop failed", sid)
+        if run.started_hooks:
+            await self.plugins.call_lifecycle(
+                "engine_shutdown", fail_fast=False, reverse=True, engine=self
+            )
 
     async def _load_series(self, run: _Run, ctx: FeedContext) -> dict[str, BarSeries]:
         series = {}
         spec = self.config.component("feed")
         for inst in run.instruments:
-            s = await maybe_await(run.feed.load(inst, ctx))
+            try:
+                s = await maybe_await(run.feed.load(inst, ctx))
+            except EngineError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"{spec.path}: feed {spec.type!r} failed to load {inst.symbol}:"
+                    f" {type(exc).__name__}: {exc}",
+                    plugin=spec.record.plugin,
+                ) from exc
             if not isinstance(s, BarSeries):
                 raise PluginError(
                     f"feed {spec.type!r} returned {type(s).__name__}, expected BarSeries",
@@ -235,6 +276,7 @@ class Engine:
             final_marks=k.marks(),
             elapsed_seconds=elapsed,
             series=dict(series),
+            illegal_transitions=k.illegal_transitions,
             order_counts=k.order_counts,
         )
         for analyzer in self.plugins.collect("engine_analyzers"):

@@ -106,8 +106,11 @@ def engine_brokers() -> list[Broker]:
                            live=True, deduplicates=True)]
 
     ``MyVenue(config)`` implements ``bind(sink)``, ``submit(order)`` and
-    ``cancel(client_id)``; it reports back through ``sink.accepted``,
-    ``sink.rejected``, ``sink.filled`` and ``sink.canceled``.
+    ``cancel(client_id)``; it reports back through ``sink.order_accepted(id)``,
+    ``sink.order_rejected(id, reason)``, ``sink.order_filled(id, qty, price, fee)``,
+    ``sink.order_canceled(id)`` and ``sink.order_expired(id)``. A simulated venue
+    also has ``on_bar(instrument, bar)`` and may expose ``resting(symbol)`` (a list
+    that is empty when nothing rests) so the kernel skips it on quiet bars.
     """
     raise NotImplementedError
 
@@ -118,11 +121,13 @@ def engine_filters() -> list[Filter]:
 
     Example::
 
+        from datetime import datetime, timezone
         from engine import Deny, Filter, hookimpl
 
         def no_mondays(config):
             def check(intent, ctx):
-                if ctx.weekday() == 0:
+                day = datetime.fromtimestamp(ctx.now / 1e9, timezone.utc).weekday()
+                if day == 0:
                     return Deny("monday", "no trading on Mondays")
                 return None
             return check

@@ -335,6 +335,8 @@ class PluginManager:
         results: list[Any] = []
         impls = getattr(self._pm.hook, hook).get_hookimpls()  # oldest registration first
         for impl in reversed(impls) if reverse else impls:
+            if self.settings.trace:
+                logger.debug("hook {} plugin={}", hook, impl.plugin_name)
             try:
                 value = impl.function(*[kwargs[a] for a in impl.argnames])
                 if inspect.isawaitable(value):

@@ -201,8 +201,9 @@ class HealthReport:
 
 @frozen
 class Deny:
-    """Refuse the intent. ``reason`` is a short code; the core namespaces it as
-    ``plugin.reason`` when it records the denial."""
+    """Refuse the intent. ``reason`` is a short code; the core namespaces it with
+    the check's registered name (``max_position.limit``) when it records the
+    denial, and keeps the providing plugin in :attr:`Denial.plugin`."""
 
     reason: str
     message: str = ""

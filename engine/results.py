@@ -128,6 +128,7 @@ class RunResult:
     final_marks: dict[str, Decimal]
     elapsed_seconds: float
     series: Mapping[str, BarSeries] = attrs.field(factory=dict)
+    illegal_transitions: int = 0
     stats: dict[str, Any] = attrs.field(factory=dict)
     order_counts: Counter[OrderState] = attrs.field(factory=Counter)
 
@@ -213,6 +214,7 @@ class RunResult:
             "orders_denied": len(self.denials),
             "denials_by_reason": self.denials_by_reason,
             "orders_reduced": len(self.reductions),
+            "illegal_transitions": self.illegal_transitions,
             "stats": {
                 k: (None if isinstance(v, float) and np.isnan(v) else v)
                 for k, v in self.stats.items()

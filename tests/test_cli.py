@@ -161,3 +161,31 @@ def test_paper_run_stops_cleanly_on_sigint_with_a_summary() -> None:
     assert proc.returncode == 0, err
     assert "stopped after" in err and "Traceback" not in err
     assert "paper report" in out and "final equity" in out
+
+
+def test_help_does_not_import_plugins_but_plugin_commands_run(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "hello_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "hello_plugin-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: hello-plugin\nVersion: 0.1\n"
+    )
+    (site / "hello_plugin-0.1.dist-info" / "entry_points.txt").write_text(
+        "[engine]\nhello = hello_plugin\n"
+    )
+    (site / "hello_plugin.py").write_text(
+        "import click, pathlib\n"
+        "from engine import CliCommand, hookimpl\n"
+        "pathlib.Path(__file__).with_name('imported').write_text('yes')\n"
+        "@click.command()\n"
+        "def hello():\n"
+        "    click.echo('hello from a plugin')\n"
+        "@hookimpl\n"
+        "def engine_cli_commands():\n"
+        "    return [CliCommand(name='hello', command=hello)]\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = engine("--help", env=env)
+    assert proc.returncode == 0 and "engine plugins" in proc.stdout
+    assert not (site / "imported").exists()
+    proc = engine("hello", env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "hello from a plugin"

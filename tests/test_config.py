@@ -191,3 +191,28 @@ def test_dump_round_trips_through_check(base_config: dict[str, Any]) -> None:
     cfg = Engine.from_config(base_config, settings=PluginSettings(builtin_only=True)).check()
     again = Engine.from_config(cfg.dump(), settings=PluginSettings(builtin_only=True)).check()
     assert again.dump() == cfg.dump()
+
+
+@pytest.mark.parametrize("section", ["runtime_guards", "metrics_stores", "exporters"])
+def test_sections_not_run_yet_are_refused(base_config: dict[str, Any], section: str) -> None:
+    base_config[section] = [{"type": "kill_switch"}]
+    (line,) = problems(base_config)
+    assert line.startswith(f"config.{section}: ") and "not run by this version yet" in line
+
+
+def test_synthetic_start_is_checked_at_config_time(base_config: dict[str, Any]) -> None:
+    base_config["feed"]["start"] = "yesterday-ish"
+    assert problems(base_config) == [
+        "config.feed.start: expected an ISO-8601 time like 2024-01-01T00:00:00Z, got 'yesterday-ish'"
+    ]
+
+
+def test_dump_keeps_strategy_ids_and_instruments(base_config: dict[str, Any]) -> None:
+    base_config["strategies"][0].update(id="trend", instrument="BTC-USD")
+    dumped = (
+        Engine.from_config(base_config, settings=PluginSettings(builtin_only=True)).check().dump()
+    )
+    assert (
+        dumped["strategies"][0]["id"] == "trend"
+        and dumped["strategies"][0]["instrument"] == "BTC-USD"
+    )

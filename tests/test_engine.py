@@ -197,3 +197,74 @@ def test_startup_and_shutdown_hooks_wrap_a_run(make_engine: Callable[..., Engine
     eng.register(P(), "p")
     eng.backtest_sync()
     assert calls == ["startup", "shutdown"]
+
+
+def test_a_feed_that_raises_is_named_in_the_error(make_engine: Callable[..., Engine]) -> None:
+    class Boom:
+        def load(self, instrument: Any, ctx: Any) -> Any:
+            raise OSError("disk gone")
+
+    class P:
+        @hookimpl
+        def engine_feeds(self) -> list[Feed]:
+            return [Feed(name="boom", factory=lambda _: Boom())]
+
+    eng = make_engine()
+    eng._raw.data["feed"] = {"type": "boom"}  # type: ignore[index]
+    eng.register(P(), "boom")
+    with pytest.raises(
+        PluginError, match="config.feed: feed 'boom' failed to load BTC-USD: OSError: disk gone"
+    ):
+        eng.backtest_sync()
+
+
+def test_stop_undoes_only_what_started(make_engine: Callable[..., Engine]) -> None:
+    from engine import Coordinator
+
+    calls: list[str] = []
+
+    class Service:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        async def start(self, engine: Engine) -> None:
+            if self.name == "b":
+                raise RuntimeError("b cannot start")
+            calls.append(f"start {self.name}")
+
+        async def stop(self) -> None:
+            calls.append(f"stop {self.name}")
+
+    class Failing:
+        def __init__(self, _: Any) -> None:
+            pass
+
+        def on_bar(self, bar: Any) -> None:
+            pass
+
+        def on_stop(self) -> None:
+            raise RuntimeError("on_stop fails")
+
+    class P:
+        @hookimpl
+        def engine_coordinators(self) -> list[Coordinator]:
+            return [
+                Coordinator(name="a", factory=lambda _: Service("a"), priority=1),
+                Coordinator(name="b", factory=lambda _: Service("b"), priority=2),
+                Coordinator(name="c", factory=lambda _: Service("c"), priority=3),
+            ]
+
+        @hookimpl
+        def engine_strategies(self) -> list[Strategy]:
+            return [Strategy(name="failing", factory=Failing)]
+
+        @hookimpl
+        def engine_shutdown(self, engine: Engine) -> None:
+            calls.append("shutdown")
+
+    eng = make_engine()
+    eng._raw.data["strategies"] = [{"type": "failing"}]  # type: ignore[index]
+    eng.register(P(), "p")
+    with pytest.raises(RuntimeError, match="b cannot start"):
+        eng.backtest_sync()
+    assert calls == ["start a", "stop a", "shutdown"]

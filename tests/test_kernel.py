@@ -357,3 +357,85 @@ def test_an_async_broker_cannot_run_a_backtest() -> None:
 def test_client_order_ids_are_deterministic() -> None:
     _, script = run({0: [buy(), sell()], 1: [buy()]}, {"X": FLAT})
     assert [o.client_id for o in script.orders] == ["script-X-1", "script-X-2", "script-X-3"]
+
+
+def test_checks_run_in_record_priority_order_not_config_order() -> None:
+    calls: list[str] = []
+
+    def make(name: str) -> Any:
+        def factory(_: Any) -> Any:
+            def check(intent: Any, ctx: Any) -> None:
+                calls.append(name)
+
+            return check
+
+        return factory
+
+    class P:
+        @hookimpl
+        def engine_guards(self) -> list[Guard]:
+            return [
+                Guard(name="late", factory=make("late"), priority=50),
+                Guard(name="early", factory=make("early"), priority=-50),
+                Guard(name="middle", factory=make("middle")),
+            ]
+
+    config = {"guards": [{"type": "late"}, {"type": "middle"}, {"type": "early"}, {"type": "late"}]}
+    run({0: [buy()]}, {"X": FLAT}, extra=P(), config=config)
+    assert calls == ["early", "middle", "late", "late"]
+
+
+def test_on_order_sees_every_state_including_fills() -> None:
+    seen: list[str] = []
+
+    class Watch(Script):
+        def on_order(self, order: Any) -> None:
+            seen.append(order.state.value)
+
+    script = Watch({0: [buy()]})
+
+    class P:
+        @hookimpl
+        def engine_strategies(self) -> list[Strategy]:
+            return [Strategy(name="watch", factory=lambda _: script)]
+
+        @hookimpl
+        def engine_feeds(self) -> list[Feed]:
+            return [Feed(name="bars", factory=lambda _: Bars({"X": FLAT}))]
+
+    eng = Engine.from_config(
+        {
+            "instruments": [{"symbol": "X", "tick_size": "0.01"}],
+            "feed": {"type": "bars"},
+            "strategies": [{"type": "watch"}],
+        },
+        settings=PluginSettings(builtin_only=True),
+    )
+    eng.register(P(), "p")
+    eng.backtest_sync()
+    assert seen == ["submitted", "accepted", "filled"]
+
+
+def test_async_strategy_callbacks_and_checks_are_refused() -> None:
+    from engine import PluginError
+
+    class AsyncBars(Script):
+        async def on_bar(self, bar: Any) -> None:  # type: ignore[override]
+            pass
+
+    class P:
+        @hookimpl
+        def engine_strategies(self) -> list[Strategy]:
+            return [Strategy(name="async", factory=lambda _: AsyncBars({}))]
+
+        @hookimpl
+        def engine_guards(self) -> list[Guard]:
+            async def check(intent: Any, ctx: Any) -> None:
+                return None
+
+            return [Guard(name="async-guard", factory=lambda _: check)]
+
+    with pytest.raises(PluginError, match="on_bar must be synchronous"):
+        run({}, {"X": FLAT}, extra=P(), config={"strategies": [{"type": "async"}]})
+    with pytest.raises(PluginError, match="must build a plain .synchronous. callable"):
+        run({}, {"X": FLAT}, extra=P(), config={"guards": [{"type": "async-guard"}]})

@@ -18,12 +18,29 @@ from engine import BarSeries, Feed, FeedContext, Instrument, hookimpl, non_negat
 from engine.builtins._interval import check_interval, parse_interval
 
 
+def _start_ns(text: str) -> int:
+    import pandas as pd
+
+    problem = f"expected an ISO-8601 time like 2024-01-01T00:00:00Z, got {text!r}"
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise ValueError(problem) from None
+    if pd.isna(stamp):
+        raise ValueError(problem)
+    return int((stamp.tz_convert("UTC") if stamp.tzinfo else stamp).value)
+
+
+def _check_start(_inst: object, _attr: object, value: str) -> None:
+    _start_ns(value)
+
+
 @attrs.frozen
 class SyntheticConfig:
     """``[feed] type = "synthetic"`` options."""
 
     bars: int = attrs.field(default=10_000, validator=positive)
-    start: str = "2024-01-01T00:00:00Z"
+    start: str = attrs.field(default="2024-01-01T00:00:00Z", validator=_check_start)
     interval: str = attrs.field(default="1m", validator=check_interval)
     start_price: Decimal = attrs.field(default=Decimal(100), validator=positive)
     drift: float = 0.0
@@ -77,10 +94,7 @@ class SyntheticFeed:
 
     def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
         """``bars`` bars from ``start``."""
-        import pandas as pd
-
-        start = pd.Timestamp(self.config.start)
-        start_ns = (start.tz_convert("UTC") if start.tzinfo else start).value
+        start_ns = _start_ns(self.config.start)
         return RandomWalk(self.config, instrument, self._seed(ctx), start_ns).next(self.config.bars)
 
     def stream(self, instrument: Instrument, ctx: FeedContext) -> Iterator[BarSeries]:

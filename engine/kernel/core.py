@@ -2,9 +2,9 @@
 -> order events and fills -> portfolio.
 
 Backtest and paper/live loops differ only in *when* they call a stream's bar
-handler (:meth:`Kernel.handler`): the backtest calls it for every bar of the
-columns as fast as possible, the paper loop when a bar arrives on the real
-clock. Everything the handler does, and everything after it, is shared.
+runner (:meth:`Kernel.runner`): the backtest runs it over chunks of columns as
+fast as possible, the paper loop over each bar when it arrives on the real
+clock. Everything the runner does, and everything after it, is shared.
 """
 
 from __future__ import annotations
@@ -376,6 +376,9 @@ class Kernel:
             self.order_counts[order.state] += 1
             if not order.is_open:
                 self._open_by_strategy.get(intent.strategy, {}).pop(client_id, None)
+            on_order = self._order_listeners.get(intent.strategy)
+            if on_order is not None:
+                on_order(order)
         listener = self._fill_listeners.get(intent.strategy)
         if listener is not None:
             listener(fill)

@@ -12,6 +12,7 @@ everything as usual.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,15 +20,28 @@ __all__ = ["quiet_gc"]
 
 YOUNG_THRESHOLD = 50_000
 
+# The collector's settings are process-wide: the first run in applies the policy,
+# the last run out restores what was there (runs may overlap in threads).
+_lock = threading.Lock()
+_active = 0
+_saved: tuple[int, int, int] = (0, 0, 0)
+
 
 @contextmanager
 def quiet_gc() -> Iterator[None]:
     """Freeze existing objects and collect less often for the duration."""
-    before = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(YOUNG_THRESHOLD, before[1], before[2])
+    global _active, _saved
+    with _lock:
+        if _active == 0:
+            _saved = gc.get_threshold()
+            gc.freeze()
+            gc.set_threshold(YOUNG_THRESHOLD, _saved[1], _saved[2])
+        _active += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
-        gc.unfreeze()
+        with _lock:
+            _active -= 1
+            if _active == 0:
+                gc.set_threshold(*_saved)
+                gc.unfreeze()
