@@ -597,6 +597,14 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
             problems.append(
                 Problem("config.instruments", f"duplicate symbol(s): {', '.join(dupes)}")
             )
+        for k, inst in enumerate(core.instruments):
+            if inst.kind is InstrumentKind.PERPETUAL:
+                problems.append(
+                    Problem(
+                        f"config.instruments[{k}].kind",
+                        "perpetual futures are not supported by this version yet (spot only)",
+                    )
+                )
         for spec in components.get("strategies", ()):
             if spec.instrument is not None and spec.instrument not in symbols:
                 problems.append(

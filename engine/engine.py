@@ -236,26 +236,25 @@ class Engine:
                 "engine_shutdown", fail_fast=False, reverse=True, engine=self
             )
 
-    async def _load_series(self, run: _Run, ctx: FeedContext) -> dict[str, BarSeries]:
-        series = {}
+    async def _load(self, run: _Run, inst: Instrument, ctx: FeedContext) -> BarSeries:
+        """One instrument's history from the feed; errors name the feed and symbol."""
         spec = self.config.component("feed")
-        for inst in run.instruments:
-            try:
-                s = await maybe_await(run.feed.load(inst, ctx))
-            except EngineError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"{spec.path}: feed {spec.type!r} failed to load {inst.symbol}:"
-                    f" {type(exc).__name__}: {exc}",
-                    plugin=spec.record.plugin,
-                ) from exc
-            if not isinstance(s, BarSeries):
-                raise PluginError(
-                    f"feed {spec.type!r} returned {type(s).__name__}, expected BarSeries",
-                    plugin=spec.record.plugin,
-                )
-            series[inst.symbol] = s
+        try:
+            series = await maybe_await(run.feed.load(inst, ctx))
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"{spec.path}: feed {spec.type!r} failed to load {inst.symbol}:"
+                f" {type(exc).__name__}: {exc}",
+                plugin=spec.record.plugin,
+            ) from exc
+        if not isinstance(series, BarSeries):
+            raise PluginError(
+                f"{spec.path}: feed {spec.type!r} returned {type(series).__name__},"
+                " expected BarSeries",
+                plugin=spec.record.plugin,
+            )
         return series
 
     def _result(
@@ -297,7 +296,8 @@ class Engine:
         run: _Run | None = None
         try:
             run = await self._build("backtest")
-            series = await self._load_series(run, self._feed_context("backtest"))
+            ctx = self._feed_context("backtest")
+            series = {i.symbol: await self._load(run, i, ctx) for i in run.instruments}
             total = sum(len(s) for s in series.values())
             await self._start(run)
             started = time.perf_counter()
@@ -341,7 +341,7 @@ class Engine:
                 if hasattr(run.feed, "stream"):
                     streams[inst.symbol] = run.feed.stream(inst, ctx)
                 else:
-                    streams[inst.symbol] = [await maybe_await(run.feed.load(inst, ctx))]
+                    streams[inst.symbol] = [await self._load(run, inst, ctx)]
             await self._start(run)
             tasks: set[asyncio.Task[Any]] = set()
 

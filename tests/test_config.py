@@ -216,3 +216,10 @@ def test_dump_keeps_strategy_ids_and_instruments(base_config: dict[str, Any]) ->
         dumped["strategies"][0]["id"] == "trend"
         and dumped["strategies"][0]["instrument"] == "BTC-USD"
     )
+
+
+def test_perpetuals_are_refused_until_they_are_modelled(base_config: dict[str, Any]) -> None:
+    base_config["instruments"][0]["kind"] = "perpetual"
+    assert problems(base_config) == [
+        "config.instruments[0].kind: perpetual futures are not supported by this version yet (spot only)"
+    ]

@@ -143,23 +143,35 @@ async def test_max_bars_and_duration(make_engine: Callable[..., Engine]) -> None
     assert result.bars <= 2
 
 
-async def test_a_failing_feed_stops_the_paper_run_with_its_error(
-    make_engine: Callable[..., Engine],
-) -> None:
-    class Boom:
-        def load(self, instrument: Any, ctx: Any) -> Any:
-            raise RuntimeError("feed down")
+class Boom:
+    """A feed whose load fails."""
+
+    def load(self, instrument: Any, ctx: Any) -> Any:
+        raise OSError("disk gone")
+
+
+def with_feed(make_engine: Callable[..., Engine], feed: Any) -> Engine:
+    """An engine whose [feed] is ``feed`` (registered as type 'custom')."""
 
     class P:
         @hookimpl
         def engine_feeds(self) -> list[Feed]:
-            return [Feed(name="boom", factory=lambda _: Boom())]
+            return [Feed(name="custom", factory=lambda _: feed)]
 
     eng = make_engine()
-    eng._raw.data["feed"] = {"type": "boom"}  # type: ignore[index]
-    eng.register(P(), "boom")
-    with pytest.raises(RuntimeError, match="feed down"):
-        await eng.run(speed=1e9)
+    eng._raw.data["feed"] = {"type": "custom"}  # type: ignore[index]
+    eng.register(P(), "custom")
+    return eng
+
+
+FEED_ERROR = "config.feed: feed 'custom' failed to load BTC-USD: OSError: disk gone"
+
+
+async def test_a_failing_feed_stops_the_paper_run_with_its_error(
+    make_engine: Callable[..., Engine],
+) -> None:
+    with pytest.raises(PluginError, match=FEED_ERROR):
+        await with_feed(make_engine, Boom()).run(speed=1e9)
 
 
 def test_a_strategy_factory_error_names_the_component(make_engine: Callable[..., Engine]) -> None:
@@ -200,22 +212,8 @@ def test_startup_and_shutdown_hooks_wrap_a_run(make_engine: Callable[..., Engine
 
 
 def test_a_feed_that_raises_is_named_in_the_error(make_engine: Callable[..., Engine]) -> None:
-    class Boom:
-        def load(self, instrument: Any, ctx: Any) -> Any:
-            raise OSError("disk gone")
-
-    class P:
-        @hookimpl
-        def engine_feeds(self) -> list[Feed]:
-            return [Feed(name="boom", factory=lambda _: Boom())]
-
-    eng = make_engine()
-    eng._raw.data["feed"] = {"type": "boom"}  # type: ignore[index]
-    eng.register(P(), "boom")
-    with pytest.raises(
-        PluginError, match="config.feed: feed 'boom' failed to load BTC-USD: OSError: disk gone"
-    ):
-        eng.backtest_sync()
+    with pytest.raises(PluginError, match=FEED_ERROR):
+        with_feed(make_engine, Boom()).backtest_sync()
 
 
 def test_stop_undoes_only_what_started(make_engine: Callable[..., Engine]) -> None:

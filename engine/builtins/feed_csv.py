@@ -7,21 +7,13 @@ Columns: ``timestamp`` (ISO-8601 or epoch in ``timestamp_unit``), ``open``,
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import attrs
 
-from engine import (
-    BarSeries,
-    DataError,
-    Feed,
-    FeedContext,
-    Instrument,
-    Problem,
-    bars_from_table,
-    hookimpl,
-)
-from engine.builtins.feed_files import FileFeedConfig, file_for
+from engine import DataError, Feed, Problem, hookimpl
+from engine.builtins.feed_files import FileFeed, FileFeedConfig
 
 
 @attrs.frozen
@@ -31,11 +23,11 @@ class CsvConfig(FileFeedConfig):
     delimiter: str = ","
 
 
-class CsvFeed:
+class CsvFeed(FileFeed):
     """Reads one CSV file per instrument."""
 
-    def __init__(self, config: CsvConfig) -> None:
-        self.config = config
+    first_row = 2  # the header is row 1
+    config: CsvConfig
 
     def _read(self, path: str, as_text: bool) -> Any:
         import pyarrow as pa
@@ -51,27 +43,18 @@ class CsvFeed:
         )
         return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
 
-    def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
-        """All bars of the instrument's file."""
+    def read(self, path: Path) -> Any:
+        """The CSV as an Arrow table (numeric columns as text if a cell does not parse)."""
         import pyarrow as pa
 
-        path = file_for(self.config, instrument, ctx)
         try:
             try:
-                table = self._read(str(path), as_text=False)
+                return self._read(str(path), as_text=False)
             except pa.ArrowInvalid:
                 # a malformed cell: re-read as text so each bad cell is reported by row
-                table = self._read(str(path), as_text=True)
+                return self._read(str(path), as_text=True)
         except pa.ArrowInvalid as exc:
             raise DataError([Problem(str(path), f"unreadable CSV: {exc}")]) from None
-        return bars_from_table(
-            table,
-            instrument,
-            source=str(path),
-            timestamp_column=self.config.timestamp_column,
-            timestamp_unit=self.config.timestamp_unit,
-            first_row=2,
-        )
 
 
 def _build(config: CsvConfig) -> CsvFeed:

@@ -1,12 +1,13 @@
-"""Shared options of the file feeds (CSV, Parquet)."""
+"""What the file feeds (CSV, Parquet) share: options, locating the file, loading."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import attrs
 
-from engine import DataError, FeedContext, Instrument, Problem
+from engine import BarSeries, DataError, FeedContext, Instrument, Problem, bars_from_table
 
 
 def _unit(_inst: object, _attr: object, value: str) -> None:
@@ -23,9 +24,29 @@ class FileFeedConfig:
     timestamp_unit: str = attrs.field(default="s", validator=_unit)
 
 
-def file_for(config: FileFeedConfig, instrument: Instrument, ctx: FeedContext) -> Path:
-    """The data file of ``instrument``; a :class:`DataError` when it does not exist."""
-    path = ctx.resolve_path(config.path.format(symbol=instrument.symbol))
-    if not path.is_file():
-        raise DataError([Problem(str(path), f"data file not found (for {instrument.symbol})")])
-    return path
+class FileFeed:
+    """One file per instrument; a subclass says how to read it into an Arrow table."""
+
+    #: The file row of the table's first row, for messages (a CSV header is row 1).
+    first_row = 1
+
+    def __init__(self, config: FileFeedConfig) -> None:
+        self.config = config
+
+    def read(self, path: Path) -> Any:
+        """The file as an Arrow table; a :class:`DataError` when it cannot be read."""
+        raise NotImplementedError
+
+    def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
+        """All bars of the instrument's file, checked row by row."""
+        path = ctx.resolve_path(self.config.path.format(symbol=instrument.symbol))
+        if not path.is_file():
+            raise DataError([Problem(str(path), f"data file not found (for {instrument.symbol})")])
+        return bars_from_table(
+            self.read(path),
+            instrument,
+            source=str(path),
+            timestamp_column=self.config.timestamp_column,
+            timestamp_unit=self.config.timestamp_unit,
+            first_row=self.first_row,
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from decimal import Decimal
 from typing import Any
 
@@ -33,6 +33,24 @@ from engine.model import (
 )
 
 __all__ = ["Kernel", "Stream"]
+
+_ALWAYS = (True,)  # a non-empty sized object: "always call the broker"
+
+
+def _ignore_bar(instrument: Instrument, bar: BarView) -> None:
+    """Stands in for a broker without ``on_bar``."""
+
+
+def _fan_out(callbacks: tuple[Callable[[BarView], Any], ...]) -> Callable[[BarView], Any]:
+    """One callable for a stream's strategies (the callback itself when there is one)."""
+    if len(callbacks) == 1:
+        return callbacks[0]
+
+    def each(bar: BarView) -> None:
+        for callback in callbacks:
+            callback(bar)
+
+    return each
 
 
 class Stream:
@@ -157,44 +175,20 @@ class Kernel:
         st = self.streams[symbol]
         view = st.view
         ts, o, h, lo, c, v = columns if columns is not None else st.columns()
-        broker_on_bar = self._broker_on_bar
         inst = st.instrument
-        callbacks = tuple(s.on_bar for s in st.strategies)
         kernel = self
-        resting_of = getattr(self.broker, "resting", None)
         shared_clock = len(self.streams) > 1
         self._clock = view
-
-        if len(callbacks) == 1 and broker_on_bar is not None and resting_of is not None:
-            (on_bar,) = callbacks
+        # Specialise once, so the loop body below is the same for every set-up.
+        broker_on_bar = self._broker_on_bar or _ignore_bar
+        resting_of = getattr(self.broker, "resting", None)
+        if self._broker_on_bar is None:
+            resting: Sized = ()  # nothing to match, ever
+        elif resting_of is None:
+            resting = _ALWAYS  # the broker wants every bar
+        else:
             resting = resting_of(symbol)  # a live list: empty means nothing to match
-
-            def run_one(start: int, stop: int) -> None:
-                if shared_clock:
-                    kernel._clock = view
-                i = offset + start
-                for t, op, hi, lw, cl, vo in zip(
-                    ts[start:stop],
-                    o[start:stop],
-                    h[start:stop],
-                    lo[start:stop],
-                    c[start:stop],
-                    v[start:stop],
-                    strict=True,
-                ):
-                    view.index = i
-                    view.ts = t
-                    view.open = op
-                    view.high = hi
-                    view.low = lw
-                    view.close = cl
-                    view.volume = vo
-                    i += 1
-                    if resting:
-                        broker_on_bar(inst, view)
-                    on_bar(view)
-
-            return run_one
+        on_bar = _fan_out(tuple(s.on_bar for s in st.strategies))
 
         def run(start: int, stop: int) -> None:
             if shared_clock:
@@ -217,10 +211,9 @@ class Kernel:
                 view.close = cl
                 view.volume = vo
                 i += 1
-                if broker_on_bar is not None:
+                if resting:
                     broker_on_bar(inst, view)
-                for on_bar in callbacks:
-                    on_bar(view)
+                on_bar(view)
 
         return run
 
