@@ -437,5 +437,5 @@ def test_async_strategy_callbacks_and_checks_are_refused() -> None:
 
     with pytest.raises(PluginError, match="on_bar must be synchronous"):
         run({}, {"X": FLAT}, extra=P(), config={"strategies": [{"type": "async"}]})
-    with pytest.raises(PluginError, match="must build a plain .synchronous. callable"):
+    with pytest.raises(PluginError, match=r"must build a plain \(synchronous\) callable"):
         run({}, {"X": FLAT}, extra=P(), config={"guards": [{"type": "async-guard"}]})
