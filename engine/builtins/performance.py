@@ -14,8 +14,9 @@ import numpy as np
 from engine import Analyzer, RunResult, hookimpl
 
 YEAR_NS = 365.25 * 86_400 * 1e9
-#: Below one day of data an annual growth rate means nothing: CAGR is reported as n/a.
-MIN_CAGR_YEARS = 1 / 365.25
+#: Below one day of data annualised figures (CAGR, Sharpe, Sortino) mean nothing:
+#: they are reported as n/a.
+MIN_ANNUALISED_YEARS = 1 / 365.25
 
 
 def compute(result: RunResult) -> dict[str, Any]:
@@ -35,10 +36,9 @@ def compute(result: RunResult) -> dict[str, Any]:
         "exposure": float(curve.invested.mean()) if len(equity) else 0.0,
         "trades": len(trades),
     }
-    if len(equity) > 2:
-        span = float(curve.ts[-1] - curve.ts[0])
-        years = span / YEAR_NS
-        if years >= MIN_CAGR_YEARS and final > 0:
+    years = float(curve.ts[-1] - curve.ts[0]) / YEAR_NS if len(equity) > 2 else 0.0
+    if years >= MIN_ANNUALISED_YEARS:
+        if final > 0:
             growth = math.log(final / initial) / years
             stats["cagr"] = math.expm1(growth) if growth < 700 else math.inf
         returns = np.diff(equity) / equity[:-1]

@@ -76,3 +76,12 @@ def test_short_runs_and_flat_curves_report_not_applicable() -> None:
         math.isnan(stats["cagr"]) and math.isnan(stats["sharpe"]) and math.isnan(stats["win_rate"])
     )
     assert stats["total_return"] == 0.0 and stats["max_drawdown"] == 0.0
+
+
+def test_annualised_figures_need_a_day_of_data() -> None:
+    minute = 60 * 10**9
+    stats = compute(result_with([100.0, 101.0, 99.0, 102.0], [True] * 4, [], step=minute))
+    assert (
+        math.isnan(stats["cagr"]) and math.isnan(stats["sharpe"]) and math.isnan(stats["sortino"])
+    )
+    assert stats["total_return"] == pytest.approx(0.02)
