@@ -13,7 +13,15 @@ from engine.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from engine.aio import maybe_await, run_sync
-    from engine.config import EngineConfig, Secret, between, non_negative, positive
+    from engine.config import (
+        EngineConfig,
+        Secret,
+        between,
+        interval,
+        non_negative,
+        parse_interval,
+        positive,
+    )
     from engine.data import BarSeries, bars_from_table
     from engine.engine import Engine, FeedContext
     from engine.errors import (
@@ -25,7 +33,7 @@ if TYPE_CHECKING:
         PluginError,
         Problem,
     )
-    from engine.kernel import BarView, Denial, PipelineContext, StrategyContext
+    from engine.kernel import BarView, Denial, PipelineContext, StrategyContext, TradingState
     from engine.model import (
         Bar,
         Fill,
@@ -43,6 +51,8 @@ if TYPE_CHECKING:
     )
     from engine.plugins import PluginInfo, PluginManager, PluginSettings
     from engine.records import (
+        Alert,
+        AlertSink,
         Allow,
         Analyzer,
         Broker,
@@ -59,7 +69,9 @@ if TYPE_CHECKING:
         HealthStatus,
         MetricsStore,
         Reduce,
+        RuntimeDecision,
         RuntimeGuard,
+        Severity,
         Strategy,
         ValidationRule,
     )
@@ -69,7 +81,15 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "engine.aio": ["maybe_await", "run_sync"],
-    "engine.config": ["EngineConfig", "Secret", "between", "non_negative", "positive"],
+    "engine.config": [
+        "EngineConfig",
+        "Secret",
+        "between",
+        "interval",
+        "non_negative",
+        "parse_interval",
+        "positive",
+    ],
     "engine.data": ["BarSeries", "bars_from_table"],
     "engine.engine": ["Engine", "FeedContext"],
     "engine.errors": [
@@ -81,7 +101,7 @@ _EXPORTS = {
         "PluginError",
         "Problem",
     ],
-    "engine.kernel": ["BarView", "Denial", "PipelineContext", "StrategyContext"],
+    "engine.kernel": ["BarView", "Denial", "PipelineContext", "StrategyContext", "TradingState"],
     "engine.model": [
         "Bar",
         "Fill",
@@ -99,6 +119,8 @@ _EXPORTS = {
     ],
     "engine.plugins": ["PluginInfo", "PluginManager", "PluginSettings"],
     "engine.records": [
+        "Alert",
+        "AlertSink",
         "Allow",
         "Analyzer",
         "Broker",
@@ -115,7 +137,9 @@ _EXPORTS = {
         "HealthStatus",
         "MetricsStore",
         "Reduce",
+        "RuntimeDecision",
         "RuntimeGuard",
+        "Severity",
         "Strategy",
         "ValidationRule",
     ],
@@ -124,6 +148,8 @@ _EXPORTS = {
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
+    "Alert",
+    "AlertSink",
     "Allow",
     "Analyzer",
     "Bar",
@@ -169,19 +195,24 @@ __all__ = [
     "Quote",
     "Reduce",
     "RunResult",
+    "RuntimeDecision",
     "RuntimeGuard",
     "Secret",
+    "Severity",
     "Side",
     "Strategy",
     "StrategyContext",
     "Trade",
+    "TradingState",
     "ValidationRule",
     "__version__",
     "bars_from_table",
     "between",
     "hookimpl",
+    "interval",
     "maybe_await",
     "non_negative",
+    "parse_interval",
     "positive",
     "run_sync",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 import tomllib
 import typing
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 
 from engine.errors import ConfigError, Problem
 from engine.model import InstrumentKind
+from engine.records import Record
 
 if typing.TYPE_CHECKING:
     from engine.plugins import PluginManager
@@ -46,8 +48,10 @@ __all__ = [
     "Secret",
     "between",
     "converter",
+    "interval",
     "load_raw",
     "non_negative",
+    "parse_interval",
     "positive",
     "resolve",
     "structure",
@@ -77,6 +81,29 @@ def between(low: Any, high: Any) -> Callable[[object, attrs.Attribute[Any], Any]
             raise ValueError(f"must be between {low} and {high}, got {value}")
 
     return check
+
+
+_UNITS = {
+    "ms": 1_000_000,
+    "s": 1_000_000_000,
+    "m": 60_000_000_000,
+    "h": 3_600_000_000_000,
+    "d": 86_400_000_000_000,
+}
+_PATTERN = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+
+
+def parse_interval(text: str) -> int:
+    """Nanoseconds in ``text``; ``ValueError`` with the accepted forms otherwise."""
+    match = _PATTERN.match(text)
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f"expected an interval like 250ms, 1s, 1m, 4h or 1d, got {text!r}")
+    return int(match.group(1)) * _UNITS[match.group(2)]
+
+
+def interval(_inst: object, _attr: object, value: str) -> None:
+    """attrs validator: an interval string such as ``250ms``, ``1s``, ``1m``, ``8h``, ``1d``."""
+    parse_interval(value)
 
 
 # -- secrets -----------------------------------------------------------------------------
@@ -323,6 +350,31 @@ class InstrumentConfig:
     lot_size: Decimal = field(default=Decimal(1), validator=positive)
     kind: InstrumentKind = InstrumentKind.SPOT
     multiplier: Decimal = field(default=Decimal(1), validator=positive)
+    #: perpetuals: initial margin rate (0.2 allows 5x leverage) and maintenance rate
+    initial_margin: Decimal = field(default=Decimal(1), validator=between(Decimal(0), Decimal(1)))
+    maintenance_margin: Decimal = field(
+        default=Decimal("0.5"), validator=between(Decimal(0), Decimal(1))
+    )
+    #: perpetuals: funding period and the rate used when the feed has no funding_rate column
+    funding_interval: str = field(default="8h", validator=interval)
+    funding_rate: Decimal = Decimal(0)
+
+    def __attrs_post_init__(self) -> None:
+        margins_ok = 0 < self.maintenance_margin < self.initial_margin
+        if self.kind is InstrumentKind.PERPETUAL and not margins_ok:
+            raise ValueError(
+                f"a perpetual needs 0 < maintenance_margin ({self.maintenance_margin})"
+                f" < initial_margin ({self.initial_margin})"
+            )
+
+
+@frozen
+class TradingSection:
+    """``[trading]``: how the trading state behaves."""
+
+    #: a less severe state (REDUCING -> ACTIVE...) is taken only after runtime guards
+    #: have asked for it without interruption for this long (engine time)
+    resume_after: str = field(default="15m", validator=interval)
 
 
 @frozen
@@ -337,19 +389,88 @@ class _CoreConfig:
     engine: EngineSection = EngineSection()
     instruments: tuple[InstrumentConfig, ...] = ()
     paper: PaperSection = PaperSection()
+    trading: TradingSection = TradingSection()
+
+
+@frozen
+class StrategyKeys:
+    """Keys the core reads from a ``[[strategies]]`` table (the rest is the plugin's)."""
+
+    id: str = ""
+    instrument: str | None = None
+
+
+@frozen
+class CheckKeys:
+    """Keys the core reads from a filter, validation rule or guard table."""
+
+    #: apply only to intents of these strategy ids (empty: every strategy)
+    strategies: tuple[str, ...] = ()
+
+
+@frozen
+class RuntimeGuardKeys:
+    """Keys the core reads from a ``[[runtime_guards]]`` table."""
+
+    cadence: str | None = field(default=None, validator=attrs.validators.optional(interval))
+    #: close every position when this guard moves trading to a more severe state
+    flatten: bool = False
+
+
+@frozen
+class NoKeys:
+    """Components whose tables hold only the plugin's options."""
+
+
+#: Composition of pipeline checks in config, without code: type -> key of the children.
+COMBINATORS = {"all_of": "checks", "any_of": "checks", "not": "check"}
 
 
 @frozen
 class ComponentSpec:
-    """A resolved component: which record, its structured options, where it came from."""
+    """A resolved component: which record, its structured options, where it came from.
+
+    ``core`` holds the keys the core itself reads (:class:`StrategyKeys`,
+    :class:`CheckKeys`, :class:`RuntimeGuardKeys`); ``children`` the nested checks
+    of an ``all_of``/``any_of``/``not`` combinator.
+    """
 
     kind: str
     type: str
     record: Any
     options: Any
     path: str
-    id: str = ""
-    instrument: str | None = None
+    core: Any = NoKeys()
+    children: tuple[ComponentSpec, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """A strategy's configured id ('' when not set)."""
+        return str(getattr(self.core, "id", ""))
+
+    @property
+    def instrument(self) -> str | None:
+        """A strategy's configured instrument (``None``: the first instrument)."""
+        value = getattr(self.core, "instrument", None)
+        return None if value is None else str(value)
+
+    def dump(self) -> dict[str, Any]:
+        """This component as plain data (as it would be written in TOML)."""
+        out: dict[str, Any] = {"type": self.type}
+        if not isinstance(self.core, NoKeys):
+            defaults = type(self.core)()
+            out |= {
+                k: v
+                for k, v in converter.unstructure(self.core).items()
+                if getattr(self.core, k) != getattr(defaults, k)
+            }
+        if self.children:
+            key = COMBINATORS[self.type]
+            dumped = [c.dump() for c in self.children]
+            out[key] = dumped if key == "checks" else dumped[0]
+        if self.options is not None:
+            out |= converter.unstructure(self.options)
+        return out
 
 
 @frozen
@@ -362,25 +483,59 @@ class ComponentKind:
     many: bool
     default: str | None = None
     required: bool = True
+    core_keys: type = NoKeys
+    #: for array sections: the tables used when the section is absent
+    default_items: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def is_check(self) -> bool:
+        """True for the order pipeline's stages."""
+        return self.core_keys is CheckKeys
 
 
 #: Component sections of the config, in resolution order.
 COMPONENT_SECTIONS: tuple[ComponentKind, ...] = (
     ComponentKind("feed", "engine_feeds", "feed", many=False),
     ComponentKind("broker", "engine_brokers", "broker", many=False, default="simulated"),
-    ComponentKind("strategies", "engine_strategies", "strategy", many=True),
-    ComponentKind("filters", "engine_filters", "filter", many=True, required=False),
+    ComponentKind("strategies", "engine_strategies", "strategy", many=True, core_keys=StrategyKeys),
     ComponentKind(
-        "validation_rules", "engine_validation_rules", "validation rule", many=True, required=False
+        "filters", "engine_filters", "filter", many=True, required=False, core_keys=CheckKeys
     ),
-    ComponentKind("guards", "engine_guards", "guard", many=True, required=False),
+    ComponentKind(
+        "validation_rules",
+        "engine_validation_rules",
+        "validation rule",
+        many=True,
+        required=False,
+        core_keys=CheckKeys,
+    ),
+    ComponentKind(
+        "guards", "engine_guards", "guard", many=True, required=False, core_keys=CheckKeys
+    ),
+    ComponentKind(
+        "runtime_guards",
+        "engine_runtime_guards",
+        "runtime guard",
+        many=True,
+        required=False,
+        core_keys=RuntimeGuardKeys,
+    ),
+    ComponentKind(
+        "alert_sinks",
+        "engine_alert_sinks",
+        "alert sink",
+        many=True,
+        required=False,
+        default_items=({"type": "log"},),
+    ),
 )
-_CORE_SECTIONS = {"engine", "instruments", "paper"} | {k.section for k in COMPONENT_SECTIONS}
+_CORE_SECTIONS = {"engine", "instruments", "paper", "trading"} | {
+    k.section for k in COMPONENT_SECTIONS
+}
 
 #: Sections whose hooks exist but that this version does not run yet. Configuring
 #: one is an error: a kill switch that silently does nothing must never happen.
 NOT_RUN_YET = {
-    "runtime_guards": "runtime guards",
     "metrics_stores": "metrics stores",
     "exporters": "metrics exporters",
 }
@@ -400,6 +555,7 @@ class EngineConfig:
     engine: EngineSection
     instruments: tuple[InstrumentConfig, ...]
     paper: PaperSection
+    trading: TradingSection
     components: Mapping[str, tuple[ComponentSpec, ...]]
     sections: Mapping[str, Any]
     raw: Mapping[str, Any]
@@ -416,16 +572,10 @@ class EngineConfig:
             "engine": converter.unstructure(self.engine),
             "instruments": converter.unstructure(self.instruments),
             "paper": converter.unstructure(self.paper),
+            "trading": converter.unstructure(self.trading),
         }
         for kind in COMPONENT_SECTIONS:
-            specs = self.components.get(kind.section, ())
-            dumped = [
-                {"type": s.type}
-                | ({"id": s.id} if s.id else {})
-                | ({"instrument": s.instrument} if s.instrument else {})
-                | (converter.unstructure(s.options) if s.options else {})
-                for s in specs
-            ]
+            dumped = [s.dump() for s in self.components.get(kind.section, ())]
             if dumped:
                 out[kind.section] = dumped if kind.many else dumped[0]
         for name, value in self.sections.items():
@@ -458,6 +608,21 @@ def load_raw(source: str | os.PathLike[str] | Mapping[str, Any]) -> RawConfig:
     return RawConfig(data, path.resolve().parent, str(path))
 
 
+def _unknown_type(
+    kind: ComponentKind, type_name: str, records: Mapping[str, Any], failed: Mapping[str, str]
+) -> str:
+    names = [*records, *(COMBINATORS if kind.is_check else ())]
+    msg = f"unknown {kind.label} type {type_name!r}"
+    hint = difflib.get_close_matches(type_name, names, n=1)
+    msg += f" (did you mean {hint[0]!r}?)" if hint else ""
+    msg += f"; available: {', '.join(names) or 'none'}"
+    if failed:
+        msg += "; plugins that failed to load: " + ", ".join(
+            f"{n} ({e})" for n, e in failed.items()
+        )
+    return msg
+
+
 def _resolve_component(
     kind: ComponentKind, raw: Any, path: str, records: Mapping[str, Any], failed: Mapping[str, str]
 ) -> tuple[ComponentSpec | None, list[Problem]]:
@@ -470,28 +635,45 @@ def _resolve_component(
         return None, [Problem(f"{path}.type", f"required key is missing (available: {avail})")]
     if type(type_name) is not str:
         return None, [Problem(f"{path}.type", f"expected a string, got {type_name!r}")]
-    record = records.get(type_name)
+    combinator = kind.is_check and type_name in COMBINATORS
+    record: Any = Record(name=type_name, plugin="engine") if combinator else records.get(type_name)
     if record is None:
-        msg = f"unknown {kind.label} type {type_name!r}"
-        hint = difflib.get_close_matches(type_name, list(records), n=1)
-        msg += f" (did you mean {hint[0]!r}?)" if hint else ""
-        msg += f"; available: {', '.join(records) or 'none'}"
-        if failed:
-            msg += "; plugins that failed to load: " + ", ".join(
-                f"{n} ({e})" for n, e in failed.items()
-            )
-        return None, [Problem(f"{path}.type", msg)]
-    core: dict[str, Any] = {}
+        return None, [Problem(f"{path}.type", _unknown_type(kind, type_name, records, failed))]
     problems: list[Problem] = []
-    if kind.section == "strategies":
-        for key in ("id", "instrument"):
-            if key in options:
-                value = options.pop(key)
-                if type(value) is not str:
-                    problems.append(Problem(f"{path}.{key}", f"expected a string, got {value!r}"))
-                core[key] = value
-    if record.config_type is None:
-        structured = None
+    own = {a.name for a in attrs.fields(kind.core_keys)}
+    core, more = structure(
+        {k: options.pop(k) for k in list(options) if k in own}, kind.core_keys, path
+    )
+    problems += more
+    children: list[ComponentSpec] = []
+    structured = None
+    if combinator:
+        key = COMBINATORS[type_name]
+        raw_children = options.pop(key, None)
+        items = raw_children if key == "checks" else [raw_children]
+        if (
+            raw_children is None
+            or (key == "checks" and not isinstance(raw_children, list))
+            or not items
+        ):
+            form = "a non-empty array of tables" if key == "checks" else "a table"
+            problems.append(Problem(f"{path}.{key}", f"expected {form} of {kind.label}s"))
+            items = []
+        for k, item in enumerate(items):
+            child_path = f"{path}.{key}[{k}]" if key == "checks" else f"{path}.{key}"
+            child, more = _resolve_component(kind, item, child_path, records, failed)
+            problems += more
+            if child is not None:
+                children.append(child)
+        if options:
+            problems.append(
+                Problem(
+                    path,
+                    f"{type_name!r} takes only {key!r} and 'strategies',"
+                    f" got {', '.join(sorted(options))}",
+                )
+            )
+    elif record.config_type is None:
         if options:
             keys = ", ".join(sorted(options))
             problems.append(
@@ -506,8 +688,8 @@ def _resolve_component(
         record=record,
         options=structured,
         path=path,
-        id=core.get("id", ""),
-        instrument=core.get("instrument"),
+        core=core if core is not None else kind.core_keys(),
+        children=tuple(children),
     )
     return spec, problems
 
@@ -522,7 +704,7 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
     failed = plugins.failed()
     sections = plugins.records("engine_config_sections")
 
-    core_raw = {k: data[k] for k in ("engine", "instruments", "paper") if k in data}
+    core_raw = {k: data[k] for k in ("engine", "instruments", "paper", "trading") if k in data}
     core, more = structure(core_raw, _CoreConfig, "config")
     problems += more
 
@@ -531,7 +713,9 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
         path = f"config.{kind.section}"
         value = data.get(kind.section)
         if value is None:
-            if kind.default is not None:
+            if kind.default_items:
+                value = [dict(item) for item in kind.default_items]
+            elif kind.default is not None:
                 value = {}
             elif kind.required:
                 problems.append(Problem(path, f"required section is missing ({kind.label})"))
@@ -597,14 +781,6 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
             problems.append(
                 Problem("config.instruments", f"duplicate symbol(s): {', '.join(dupes)}")
             )
-        for k, inst in enumerate(core.instruments):
-            if inst.kind is InstrumentKind.PERPETUAL:
-                problems.append(
-                    Problem(
-                        f"config.instruments[{k}].kind",
-                        "perpetual futures are not supported by this version yet (spot only)",
-                    )
-                )
         for spec in components.get("strategies", ()):
             if spec.instrument is not None and spec.instrument not in symbols:
                 problems.append(
@@ -620,6 +796,7 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
         engine=core.engine,
         instruments=core.instruments,
         paper=core.paper,
+        trading=core.trading,
         components=components,
         sections=plugin_sections,
         raw=raw.data,

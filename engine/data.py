@@ -9,7 +9,7 @@ Feeds build one with :meth:`BarSeries.from_arrays` (float prices) or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -23,9 +23,12 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["PRICE_COLUMNS", "BarSeries", "bars_from_table"]
+__all__ = ["OPTIONAL_COLUMNS", "PRICE_COLUMNS", "BarSeries", "bars_from_table"]
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
+#: Columns a feed may add; kept as float64 in their own units (prices, not ticks) and
+#: read on demand by checks and the broker, never copied per bar.
+OPTIONAL_COLUMNS = ("bid", "ask", "bid_size", "ask_size", "funding_rate")
 MAX_REPORTED = 10
 NS_PER_MINUTE = 60_000_000_000
 
@@ -71,9 +74,13 @@ def _to_ticks(
 
 
 class BarSeries:
-    """One instrument's bars as columns. Prices are integer ticks (see docs/model.md)."""
+    """One instrument's bars as columns. Prices are integer ticks (see docs/model.md).
 
-    __slots__ = ("close", "high", "instrument", "low", "open", "ts", "volume")
+    ``extra`` holds optional float64 columns by name (:data:`OPTIONAL_COLUMNS`:
+    top of book and funding rate), each as long as the series.
+    """
+
+    __slots__ = ("close", "extra", "high", "instrument", "low", "open", "ts", "volume")
 
     def __init__(
         self,
@@ -84,7 +91,9 @@ class BarSeries:
         low: IntArray,
         close: IntArray,
         volume: FloatArray,
+        extra: dict[str, FloatArray] | None = None,
     ) -> None:
+        self.extra = extra or {}
         self.instrument = instrument
         self.ts = ts
         self.open = open
@@ -110,6 +119,7 @@ class BarSeries:
         close: Sequence[float] | FloatArray,
         volume: Sequence[float] | FloatArray | None = None,
         *,
+        extra: Mapping[str, Sequence[float] | FloatArray] | None = None,
         source: str = "<data>",
         first_row: int = 0,
     ) -> BarSeries:
@@ -161,9 +171,25 @@ class BarSeries:
                         "inconsistent bar: need low <= open, close <= high",
                     )
                 )
+        extras: dict[str, FloatArray] = {}
+        for name, values in (extra or {}).items():
+            arr = np.asarray(values, dtype=np.float64)
+            if arr.shape[0] != n:
+                raise DataError(
+                    [Problem(source, f"column {name} has {arr.shape[0]} rows, expected {n}")]
+                )
+            for i in np.flatnonzero(~np.isfinite(arr))[:MAX_REPORTED]:
+                problems.append(
+                    Problem(
+                        _where(source, int(i), first_row, name), f"must be a number, got {arr[i]}"
+                    )
+                )
+            extras[name] = arr
         if problems:
             raise DataError(problems[: MAX_REPORTED * 2])
-        return cls(instrument, ts_arr, cols["open"], cols["high"], cols["low"], cols["close"], vol)
+        return cls(
+            instrument, ts_arr, cols["open"], cols["high"], cols["low"], cols["close"], vol, extras
+        )
 
     @classmethod
     def from_prices(
@@ -202,7 +228,7 @@ class BarSeries:
         import pandas as pd
 
         frame = pd.DataFrame(
-            {c: self.prices(c) for c in PRICE_COLUMNS} | {"volume": self.volume},
+            {c: self.prices(c) for c in PRICE_COLUMNS} | {"volume": self.volume} | self.extra,
             index=pd.to_datetime(self.ts, unit="ns", utc=True),
         )
         frame.index.name = "timestamp"
@@ -212,12 +238,19 @@ class BarSeries:
     def concat(parts: Sequence[BarSeries]) -> BarSeries:
         """Join consecutive chunks of the same instrument."""
         first = parts[0]
+
+        def joined(column: str) -> Any:
+            return np.concatenate([getattr(p, column) for p in parts])
+
         return BarSeries(
             first.instrument,
-            *(
-                np.concatenate([getattr(p, c) for p in parts])
-                for c in ("ts", *PRICE_COLUMNS, "volume")
-            ),
+            joined("ts"),
+            joined("open"),
+            joined("high"),
+            joined("low"),
+            joined("close"),
+            joined("volume"),
+            {name: np.concatenate([p.extra[name] for p in parts]) for name in first.extra},
         )
 
 
@@ -283,10 +316,20 @@ def bars_from_table(
     )
     open_, high, low, close = (numeric(c) for c in PRICE_COLUMNS)
     volume = numeric("volume") if "volume" in table.column_names else np.zeros(len(table))
+    extra = {c: numeric(c) for c in OPTIONAL_COLUMNS if c in table.column_names}
     if problems:
         raise DataError(problems[: MAX_REPORTED * 2])
     return BarSeries.from_arrays(
-        instrument, ts, open_, high, low, close, volume, source=source, first_row=first_row
+        instrument,
+        ts,
+        open_,
+        high,
+        low,
+        close,
+        volume,
+        extra=extra,
+        source=source,
+        first_row=first_row,
     )
 
 

@@ -20,11 +20,13 @@ from engine.config import (
     EngineConfig,
     RawConfig,
     load_raw,
+    parse_interval,
     resolve,
 )
 from engine.data import BarSeries
 from engine.errors import ConfigError, EngineError, PluginError, Problem
-from engine.kernel.core import Kernel
+from engine.kernel.compose import compose, scoped
+from engine.kernel.core import Kernel, RuntimeCheck
 from engine.kernel.gcpolicy import quiet_gc
 from engine.kernel.loops import backtest_chunks, paper_loop
 from engine.kernel.pipeline import STAGES, CompiledCheck, OrderPipeline
@@ -127,25 +129,52 @@ class Engine:
             failed = ", ".join(self.plugins.failed())
             raise PluginError(f"strict mode: plugin(s) failed to load: {failed}")
         instruments = [
-            Instrument(i.symbol, i.tick_size, i.lot_size, i.kind, cfg.engine.currency, i.multiplier)
+            Instrument(
+                i.symbol,
+                i.tick_size,
+                i.lot_size,
+                i.kind,
+                cfg.engine.currency,
+                i.multiplier,
+                initial_margin=i.initial_margin,
+                maintenance_margin=i.maintenance_margin,
+                funding_interval_ns=parse_interval(i.funding_interval),
+                funding_rate=i.funding_rate,
+            )
             for i in cfg.instruments
         ]
         portfolio = Portfolio(cfg.engine.initial_cash, {i.symbol: i for i in instruments})
+        ids = self._strategy_ids()
         checks = []
         for stage, section in STAGES:
             # records in their deterministic order (priority, before/after, name);
-            # instances of one record keep the order of the config
+            # combinators first; instances of one record keep the order of the config
             rank = {name: k for k, name in enumerate(self.plugins.records(_HOOK_OF[section]))}
-            specs = sorted(cfg.components.get(section, ()), key=lambda sp: rank[sp.type])
+            specs = sorted(cfg.components.get(section, ()), key=lambda sp: rank.get(sp.type, -1))
             for spec in specs:
-                check = await self._make(spec)
-                if not callable(check) or inspect.iscoroutinefunction(check):
-                    raise PluginError(
-                        f"{spec.path}: {spec.type!r} must build a plain (synchronous) callable"
-                        " check(intent, ctx)",
-                        plugin=spec.record.plugin,
-                    )
+                check = await self._compile_check(spec, set(ids))
                 checks.append(CompiledCheck(stage, spec.type, spec.record.plugin, check))
+        runtime = []
+        for spec in cfg.components.get("runtime_guards", ()):
+            evaluate = await self._make(spec)
+            self._require_sync_callable(spec, evaluate, "evaluate(ctx)")
+            cadence = spec.core.cadence
+            runtime.append(
+                RuntimeCheck(
+                    name=spec.type,
+                    plugin=spec.record.plugin,
+                    evaluate=evaluate,
+                    cadence_ns=parse_interval(cadence)
+                    if cadence
+                    else int(spec.record.cadence_seconds * 1e9),
+                    flatten=spec.core.flatten,
+                )
+            )
+        sinks = []
+        for spec in cfg.components.get("alert_sinks", ()):
+            deliver = await self._make(spec)
+            self._require_sync_callable(spec, deliver, "deliver(alert)")
+            sinks.append((spec.type, deliver))
         broker_spec = cfg.component("broker")
         if mode != "backtest" and broker_spec.record.live and mode == "paper":
             raise ConfigError(
@@ -157,14 +186,19 @@ class Engine:
                 ]
             )
         broker = await self._make(broker_spec)
-        kernel = Kernel(instruments, portfolio, OrderPipeline(checks), broker, broker_spec.type)
+        kernel = Kernel(
+            instruments,
+            portfolio,
+            OrderPipeline(checks),
+            broker,
+            broker_spec.type,
+            resume_after_ns=parse_interval(cfg.trading.resume_after),
+            runtime_checks=runtime,
+            alert_sinks=sinks,
+            strict_transitions=os.environ.get("ENGINE_STRICT_TRANSITIONS", "") == "1",
+        )
         strategies = []
-        used_ids: set[str] = set()
-        for n, spec in enumerate(cfg.components["strategies"]):
-            sid = spec.id or (spec.type if spec.type not in used_ids else f"{spec.type}-{n}")
-            if sid in used_ids:
-                raise ConfigError([Problem(f"{spec.path}.id", f"duplicate strategy id {sid!r}")])
-            used_ids.add(sid)
+        for sid, spec in zip(ids, cfg.components["strategies"], strict=True):
             strategy = await self._make(spec)
             if not callable(getattr(strategy, "on_bar", None)):
                 raise PluginError(
@@ -189,6 +223,48 @@ class Engine:
             if start is not None:
                 await maybe_await(start(ctx))
         return _Run(kernel, feed, instruments, [(s, st) for s, st, _ in strategies], coordinators)
+
+    def _strategy_ids(self) -> list[str]:
+        """Each strategy's id: its ``id`` key, else its type (numbered when repeated)."""
+        ids: list[str] = []
+        for n, spec in enumerate(self.config.components["strategies"]):
+            sid = spec.id or (spec.type if spec.type not in ids else f"{spec.type}-{n}")
+            if sid in ids:
+                raise ConfigError([Problem(f"{spec.path}.id", f"duplicate strategy id {sid!r}")])
+            ids.append(sid)
+        return ids
+
+    @staticmethod
+    def _require_sync_callable(spec: ComponentSpec, obj: Any, shape: str) -> None:
+        if not callable(obj) or inspect.iscoroutinefunction(obj):
+            raise PluginError(
+                f"{spec.path}: {spec.type!r} must build a plain (synchronous) callable {shape}",
+                plugin=spec.record.plugin,
+            )
+
+    async def _compile_check(self, spec: ComponentSpec, strategy_ids: set[str]) -> Any:
+        """A pipeline check from its spec: a plugin's, or a combinator of children."""
+        if spec.children:
+            children = [(c.type, await self._compile_check(c, strategy_ids)) for c in spec.children]
+            check = compose(spec.type, children)
+        else:
+            check = await self._make(spec)
+            self._require_sync_callable(spec, check, "check(intent, ctx)")
+        scope = spec.core.strategies
+        if scope:
+            unknown = sorted(set(scope) - strategy_ids)
+            if unknown:
+                raise ConfigError(
+                    [
+                        Problem(
+                            f"{spec.path}.strategies",
+                            f"unknown strategy id(s) {', '.join(unknown)};"
+                            f" configured: {', '.join(sorted(strategy_ids))}",
+                        )
+                    ]
+                )
+            check = scoped(check, scope)
+        return check
 
     async def _make(self, spec: ComponentSpec) -> Any:
         try:
@@ -276,6 +352,10 @@ class Engine:
             elapsed_seconds=elapsed,
             series=dict(series),
             illegal_transitions=k.illegal_transitions,
+            alerts=k.alerts,
+            state_changes=k.trading.history,
+            funding_payments=k.funding_payments,
+            liquidations=k.liquidations,
             order_counts=k.order_counts,
         )
         for analyzer in self.plugins.collect("engine_analyzers"):

@@ -20,6 +20,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from engine.records import (
+        AlertSink,
         Analyzer,
         Broker,
         CliCommand,
@@ -195,11 +196,42 @@ def engine_runtime_guards() -> list[RuntimeGuard]:
 
     Example::
 
-        from engine import RuntimeGuard, hookimpl
+        from engine import RuntimeDecision, RuntimeGuard, hookimpl
+
+        def drawdown(config):
+            def evaluate(ctx):
+                if ctx.drawdown() > 0.1:
+                    return RuntimeDecision("halted", "drawdown", "10% below the peak")
+                return None
+            return evaluate
 
         @hookimpl
         def engine_runtime_guards():
-            return [RuntimeGuard(name="kill_switch", factory=KillSwitch, cadence_seconds=1.0)]
+            return [RuntimeGuard(name="drawdown_10", factory=drawdown, cadence_seconds=60)]
+
+    Config: ``[[runtime_guards]] type = "drawdown_10" cadence = "1m" flatten = true``.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def engine_alert_sinks() -> list[AlertSink]:
+    """Where alerts go (trading-state changes, liquidations): log, webhook, chat...
+
+    Example::
+
+        from engine import AlertSink, hookimpl
+
+        def to_stdout(config):
+            def deliver(alert):
+                print(alert.severity.value, alert.title, alert.message)
+            return deliver
+
+        @hookimpl
+        def engine_alert_sinks():
+            return [AlertSink(name="stdout", factory=to_stdout)]
+
+    Config: ``[[alert_sinks]] type = "stdout"`` (default: the built-in ``log`` sink).
     """
     raise NotImplementedError
 
@@ -385,6 +417,7 @@ RECORD_HOOKS: dict[str, str] = {
     "engine_validation_rules": "ValidationRule",
     "engine_guards": "Guard",
     "engine_runtime_guards": "RuntimeGuard",
+    "engine_alert_sinks": "AlertSink",
     "engine_metrics_stores": "MetricsStore",
     "engine_exporters": "Exporter",
     "engine_coordinators": "Coordinator",

@@ -80,7 +80,12 @@ class OrderType(Enum):
 
 
 class InstrumentKind(Enum):
-    """What kind of product an instrument is. Perpetual futures come with the risk issue."""
+    """What kind of product an instrument is.
+
+    A spot fill pays or receives the notional in cash. A perpetual future is
+    margined: a fill moves cash only by realised PnL and fees, the open position
+    counts in equity by its unrealised PnL, and funding is paid from cash.
+    """
 
     SPOT = "spot"
     PERPETUAL = "perpetual"
@@ -101,6 +106,19 @@ class Instrument:
     kind: InstrumentKind = InstrumentKind.SPOT
     quote_currency: str = "USD"
     multiplier: Decimal = Decimal(1)
+    #: perpetuals: margin rates as fractions of notional (0.2 is 5x leverage)
+    initial_margin: Decimal = Decimal(1)
+    maintenance_margin: Decimal = Decimal("0.5")
+    #: perpetuals: funding every ``funding_interval_ns`` (aligned to the epoch, so 8h
+    #: pays at 00:00, 08:00 and 16:00 UTC) at ``funding_rate`` unless the feed has a
+    #: ``funding_rate`` column
+    funding_interval_ns: int = 0
+    funding_rate: Decimal = Decimal(0)
+
+    @property
+    def is_perpetual(self) -> bool:
+        """True for a perpetual future."""
+        return self.kind is InstrumentKind.PERPETUAL
 
     def price(self, ticks: int) -> Decimal:
         """The exact price of ``ticks`` ticks."""
@@ -398,20 +416,24 @@ class Position:
 
 
 class Portfolio:
-    """Cash, positions, fees and PnL of one account, updated exactly on every fill.
+    """Cash, positions, fees, funding and PnL of one account, updated exactly.
 
-    Invariant (checked by property tests): after every fill,
-    ``equity(marks) == cash + sum(position value)`` and
-    ``equity(marks) == initial_cash + realized - fees + unrealized``.
+    Invariants (checked by property tests), after every fill and funding payment:
+    ``equity(marks) == cash + position_value(marks)`` and
+    ``equity(marks) == initial_cash + realized - fees + funding + unrealized``.
     """
 
     def __init__(self, initial_cash: Decimal, instruments: dict[str, Instrument]) -> None:
         self.initial_cash = initial_cash
         self.cash = initial_cash
         self.fees = ZERO
+        #: funding received (positive) or paid (negative), all instruments
+        self.funding = ZERO
         self.instruments = instruments
         self.positions: dict[str, Position] = {s: Position(i) for s, i in instruments.items()}
         self.trades: list[Trade] = []
+        #: bumped by every change of cash or positions (lets callers cache derived figures)
+        self.version = 0
 
     def position(self, symbol: str) -> Decimal:
         """Signed quantity held in ``symbol``."""
@@ -425,24 +447,104 @@ class Portfolio:
     def apply_fill(self, fill: Fill) -> list[Trade]:
         """Account one fill: cash, fees, FIFO lots; returns the round trips it closed."""
         pos = self.positions[fill.instrument]
-        notional = fill.quantity * fill.price * pos.instrument.multiplier
-        self.cash -= (notional if fill.side is Side.BUY else -notional) + fill.fee
+        self.version += 1
         self.fees += fill.fee
-        trades = pos.apply(fill)
+        if pos.instrument.kind is InstrumentKind.PERPETUAL:
+            before = pos.realized_pnl
+            trades = pos.apply(fill)
+            self.cash += pos.realized_pnl - before - fill.fee
+        else:
+            notional = fill.quantity * fill.price * pos.instrument.multiplier
+            self.cash -= (notional if fill.side is Side.BUY else -notional) + fill.fee
+            trades = pos.apply(fill)
         if trades:
             self.trades.extend(trades)
         return trades
 
+    def apply_funding(self, symbol: str, mark: Decimal, rate: Decimal) -> Decimal:
+        """Pay or receive one funding period on a perpetual position: longs pay
+        ``quantity * mark * multiplier * rate`` when the rate is positive, shorts
+        receive it. Returns the amount credited to cash (negative when paid)."""
+        pos = self.positions[symbol]
+        amount = -pos.quantity * mark * pos.instrument.multiplier * rate
+        if amount:
+            self.cash += amount
+            self.funding += amount
+            self.version += 1
+        return amount
+
     def position_value(self, marks: dict[str, Decimal]) -> Decimal:
-        """Market value of all positions at ``marks`` (symbol -> price)."""
+        """What positions add to equity at ``marks``: market value for spot,
+        unrealised PnL for perpetuals."""
+        total = ZERO
+        for s, p in self.positions.items():
+            if p.quantity:
+                if p.instrument.kind is InstrumentKind.PERPETUAL:
+                    total += p.unrealized_pnl(marks[s])
+                else:
+                    total += p.quantity * marks[s] * p.instrument.multiplier
+        return total
+
+    def notional(self, symbol: str, mark: Decimal) -> Decimal:
+        """Absolute notional of the position in ``symbol`` at ``mark``."""
+        pos = self.positions[symbol]
+        return abs(pos.quantity) * mark * pos.instrument.multiplier
+
+    def maintenance_margin(self, marks: dict[str, Decimal], exclude: str = "") -> Decimal:
+        """Maintenance margin of all perpetual positions (but ``exclude``) at ``marks``."""
         return sum(
             (
-                p.quantity * marks[s] * p.instrument.multiplier
+                self.notional(s, marks[s]) * p.instrument.maintenance_margin
                 for s, p in self.positions.items()
-                if p.quantity
+                if p.quantity and p.instrument.is_perpetual and s != exclude
             ),
             ZERO,
         )
+
+    def initial_margin(self, marks: dict[str, Decimal]) -> Decimal:
+        """Initial margin of all perpetual positions at ``marks``."""
+        return sum(
+            (
+                self.notional(s, marks[s]) * p.instrument.initial_margin
+                for s, p in self.positions.items()
+                if p.quantity and p.instrument.is_perpetual
+            ),
+            ZERO,
+        )
+
+    def margin_ratio(self, marks: dict[str, Decimal]) -> Decimal:
+        """Maintenance margin over equity: 0 with no perpetual position, >= 1 means
+        the account is liquidatable (``Decimal('Infinity')`` when equity <= 0)."""
+        required = self.maintenance_margin(marks)
+        if not required:
+            return ZERO
+        equity = self.equity(marks)
+        return required / equity if equity > 0 else Decimal("Infinity")
+
+    def liquidation_price(self, symbol: str, marks: dict[str, Decimal]) -> Decimal | None:
+        """Price of ``symbol`` at which equity falls to the maintenance margin, other
+        positions held at ``marks`` (cross margin). ``None`` when there is no
+        perpetual position or no positive such price.
+
+        With ``q`` the signed quantity, ``C`` the signed cost of the open lots,
+        ``m`` the multiplier, ``mmr`` the maintenance rate, ``E`` the equity of the
+        rest of the account and ``M`` its maintenance margin, solving
+        ``E + m*(q*p - C) = M + mmr*m*|q|*p`` gives
+        ``p = (m*C - (E - M)) / (m*(q - mmr*|q|))``.
+        """
+        pos = self.positions[symbol]
+        inst = pos.instrument
+        if not pos.quantity or not inst.is_perpetual:
+            return None
+        m = inst.multiplier
+        rest = self.equity(marks) - pos.unrealized_pnl(marks[symbol])
+        rest -= self.maintenance_margin(marks, exclude=symbol)
+        q = pos.quantity
+        denominator = m * (q - inst.maintenance_margin * abs(q))
+        if not denominator:
+            return None
+        price = (m * pos.cost - rest) / denominator
+        return price if price > 0 else None
 
     def unrealized_pnl(self, marks: dict[str, Decimal]) -> Decimal:
         """Unrealised PnL of all positions at ``marks``."""

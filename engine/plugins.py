@@ -46,8 +46,9 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "engine"
 CORE_DISTRIBUTION = "engine"
-#: Built-in plugins that cannot be disabled: every report needs them.
-ESSENTIAL_PLUGINS = frozenset({"performance"})
+#: Built-in plugins that cannot be disabled: every report needs statistics, and
+#: alerts must always have somewhere to go.
+ESSENTIAL_PLUGINS = frozenset({"performance", "log_alerts"})
 
 Status = Literal["loaded", "failed", "disabled", "registered"]
 

@@ -22,6 +22,8 @@ from typing import Any
 from attrs import field, frozen
 
 __all__ = [
+    "Alert",
+    "AlertSink",
     "Allow",
     "Analyzer",
     "Broker",
@@ -41,7 +43,9 @@ __all__ = [
     "MetricsStore",
     "Record",
     "Reduce",
+    "RuntimeDecision",
     "RuntimeGuard",
+    "Severity",
     "Strategy",
     "ValidationRule",
 ]
@@ -132,9 +136,20 @@ class Guard(Component):
 
 @frozen(kw_only=True)
 class RuntimeGuard(Component):
-    """Evaluated on a cadence; moves trading state (ACTIVE / REDUCING / HALTED)."""
+    """Evaluated on a cadence (engine time); asks for a trading state.
 
-    cadence_seconds: float = 1.0
+    ``factory(config)`` returns ``evaluate(ctx) -> RuntimeDecision | None``
+    (``None``: nothing wrong, ACTIVE is fine). ``cadence_seconds`` is the default
+    cadence; a config instance may set ``cadence = "1m"``.
+    """
+
+    cadence_seconds: float = 60.0
+
+
+@frozen(kw_only=True)
+class AlertSink(Component):
+    """Delivers alerts: ``factory(config)`` returns ``deliver(alert)`` (log, webhook,
+    e-mail, chat). A sink that raises is logged and counted; trading goes on."""
 
 
 @frozen(kw_only=True)
@@ -177,6 +192,40 @@ class CliCommand(Record):
     """A click command added to the ``engine`` CLI under ``name``."""
 
     command: Any
+
+
+class Severity(Enum):
+    """How urgent an alert is."""
+
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+@frozen(kw_only=True)
+class Alert:
+    """Something an operator should know: a trading-state change, a liquidation."""
+
+    ts: int
+    severity: Severity
+    title: str
+    message: str = ""
+    source: str = ""
+
+
+@frozen
+class RuntimeDecision:
+    """What a runtime guard asks for: a trading state and why.
+
+    ``state`` is a :class:`~engine.kernel.trading.TradingState` (``"reducing"`` or
+    ``"halted"`` also accepted). With ``flatten`` the engine also closes every
+    position when the guard moves trading to a more severe state.
+    """
+
+    state: Any
+    reason: str
+    message: str = ""
+    flatten: bool = False
 
 
 class HealthStatus(Enum):

@@ -21,8 +21,11 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.data import BarSeries
+from engine.kernel.core import FundingPayment, Liquidation
 from engine.kernel.pipeline import Denial, Reduction
+from engine.kernel.trading import StateChange
 from engine.model import Fill, Order, OrderState, Portfolio, Trade
+from engine.records import Alert
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -129,6 +132,10 @@ class RunResult:
     elapsed_seconds: float
     series: Mapping[str, BarSeries] = attrs.field(factory=dict)
     illegal_transitions: int = 0
+    alerts: list[Alert] = attrs.field(factory=list)
+    state_changes: list[StateChange] = attrs.field(factory=list)
+    funding_payments: list[FundingPayment] = attrs.field(factory=list)
+    liquidations: list[Liquidation] = attrs.field(factory=list)
     stats: dict[str, Any] = attrs.field(factory=dict)
     order_counts: Counter[OrderState] = attrs.field(factory=Counter)
 
@@ -215,6 +222,24 @@ class RunResult:
             "denials_by_reason": self.denials_by_reason,
             "orders_reduced": len(self.reductions),
             "illegal_transitions": self.illegal_transitions,
+            "funding": str(self.portfolio.funding),
+            "liquidations": [
+                {
+                    "ts": liq.ts,
+                    "instrument": liq.instrument,
+                    "side": liq.side,
+                    "quantity": str(liq.quantity),
+                    "price": str(liq.price),
+                    "fee": str(liq.fee),
+                    "liquidation_price": str(liq.liquidation_price),
+                }
+                for liq in self.liquidations
+            ],
+            "trading_state_changes": [
+                {"ts": c.ts, "from": c.previous.value, "to": c.state.value, "reason": c.reason}
+                for c in self.state_changes
+            ],
+            "alerts": len(self.alerts),
             "stats": {
                 k: (None if isinstance(v, float) and np.isnan(v) else v)
                 for k, v in self.stats.items()
@@ -249,6 +274,16 @@ class RunResult:
         rows.append(("orders denied", str(len(self.denials))))
         for reason, n in self.denials_by_reason.items():
             rows.append((f"  denied: {reason}", str(n)))
+        if self.reductions:
+            rows.append(("orders reduced", str(len(self.reductions))))
+        if self.funding_payments:
+            rows.append(("funding", _fmt(self.portfolio.funding.quantize(Decimal("0.01")))))
+        if self.liquidations:
+            rows.append(("liquidations", str(len(self.liquidations))))
+        if self.state_changes:
+            rows.append(("trading state changes", str(len(self.state_changes))))
+            for c in self.state_changes[-5:]:
+                rows.append((f"  {c.previous.value} -> {c.state.value}", c.reason))
         return rows
 
     def _repr_html_(self) -> str:

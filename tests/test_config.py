@@ -193,7 +193,7 @@ def test_dump_round_trips_through_check(base_config: dict[str, Any]) -> None:
     assert again.dump() == cfg.dump()
 
 
-@pytest.mark.parametrize("section", ["runtime_guards", "metrics_stores", "exporters"])
+@pytest.mark.parametrize("section", ["metrics_stores", "exporters"])
 def test_sections_not_run_yet_are_refused(base_config: dict[str, Any], section: str) -> None:
     base_config[section] = [{"type": "kill_switch"}]
     (line,) = problems(base_config)
@@ -218,8 +218,13 @@ def test_dump_keeps_strategy_ids_and_instruments(base_config: dict[str, Any]) ->
     )
 
 
-def test_perpetuals_are_refused_until_they_are_modelled(base_config: dict[str, Any]) -> None:
-    base_config["instruments"][0]["kind"] = "perpetual"
+def test_perpetual_margins_are_checked(base_config: dict[str, Any]) -> None:
+    base_config["instruments"][0].update(kind="perpetual", initial_margin="0.05", maintenance_margin="0.1")
     assert problems(base_config) == [
-        "config.instruments[0].kind: perpetual futures are not supported by this version yet (spot only)"
+        "config.instruments[0]: a perpetual needs 0 < maintenance_margin (0.1) < initial_margin (0.05)"
+    ]
+    base_config["instruments"][0].update(initial_margin="1.5", funding_interval="often")
+    assert sorted(problems(base_config)) == [
+        "config.instruments[0].funding_interval: expected an interval like 250ms, 1s, 1m, 4h or 1d, got 'often'",
+        "config.instruments[0].initial_margin: must be between 0 and 1, got 1.5",
     ]

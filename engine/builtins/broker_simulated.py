@@ -5,6 +5,11 @@ through the limit (at the open if it gaps past it); stop orders when the bar
 reaches the stop (at the open on a gap). Fees in basis points of notional;
 slippage in basis points, against the trader and rounded to the tick. Like real
 venues it deduplicates client order ids.
+
+Perpetual futures: an order that adds exposure is rejected when the account's
+initial margin after it would exceed its equity; an open position is liquidated
+when a bar reaches its liquidation price (at that price, or at the open when the
+bar gaps through it), paying ``liquidation_fee_bps``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ class SimulatedConfig:
         default=None, validator=attrs.validators.optional(non_negative)
     )
     slippage_bps: Decimal = attrs.field(default=Decimal(0), validator=non_negative)
+    liquidation_fee_bps: Decimal = attrs.field(default=Decimal(0), validator=non_negative)
+
+
+#: Kept in a symbol's resting list while a perpetual position is open, so the kernel
+#: keeps showing this broker the symbol's bars (to watch for liquidation).
+_WATCH: Any = ("liquidation watch",)
 
 
 class SimulatedBroker:
@@ -40,7 +51,10 @@ class SimulatedBroker:
             config.fee_bps if config.maker_fee_bps is None else config.maker_fee_bps
         ) / BPS
         self.slippage = config.slippage_bps / BPS
+        self.liquidation_fee = config.liquidation_fee_bps / BPS
         self.sink: Any = None
+        #: symbol -> (portfolio version, liquidation price, its ticks) for one position
+        self._liquidation_cache: dict[str, tuple[int, Decimal | None, int]] = {}
         self._seen: set[str] = set()
         self._resting: dict[str, list[tuple[Order, int, int]]] = {}
 
@@ -69,8 +83,34 @@ class SimulatedBroker:
                 self.sink.order_rejected(cid, "stop order without a stop price")
                 return
             stop = inst.round_ticks(intent.stop_price, intent.side)
+        reason = self._margin_problem(order)
+        if reason:
+            self.sink.order_rejected(cid, reason)
+            return
         self.sink.order_accepted(cid)
         self.resting(intent.instrument).append((order, limit, stop))
+
+    def _margin_problem(self, order: Order) -> str:
+        """Why a perpetual order that adds exposure cannot be margined ('' if it can)."""
+        intent = order.intent
+        inst = self.sink.instrument(intent.instrument)
+        if not inst.is_perpetual:
+            return ""
+        held = self.sink.position(intent.instrument)
+        after = held + (intent.quantity if intent.side is Side.BUY else -intent.quantity)
+        if abs(after) <= abs(held):
+            return ""
+        marks = self.sink.marks()
+        price = intent.limit_price or intent.stop_price or marks.get(intent.instrument)
+        if price is None:
+            return ""
+        portfolio = self.sink.portfolio
+        extra = (abs(after) - abs(held)) * price * inst.multiplier * inst.initial_margin
+        required = portfolio.initial_margin(marks) + extra
+        equity = portfolio.equity(marks)
+        if required > equity:
+            return f"insufficient margin: {required:.2f} initial margin needed, equity {equity:.2f}"
+        return ""
 
     def resting(self, symbol: str) -> list[tuple[Order, int, int]]:
         """Orders resting on ``symbol``; the same list object for the whole run,
@@ -80,8 +120,8 @@ class SimulatedBroker:
     def cancel(self, client_id: str) -> None:
         """Cancel a resting order."""
         for resting in self._resting.values():
-            for k, (order, _, _) in enumerate(resting):
-                if order.client_id == client_id:
+            for k, item in enumerate(resting):
+                if item is not _WATCH and item[0].client_id == client_id:
                     del resting[k]
                     self.sink.order_canceled(client_id, "canceled by request")
                     return
@@ -100,11 +140,13 @@ class SimulatedBroker:
         return o, True
 
     def on_bar(self, instrument: Instrument, bar: BarView) -> None:
-        """Fill what this bar can fill; orders placed during it wait for the next bar."""
+        """Fill what this bar can fill (orders placed during it wait for the next
+        bar); then, for a perpetual position, liquidate it if the bar reaches its
+        liquidation price."""
         resting = self.resting(instrument.symbol)
         if not resting:
             return
-        batch = resting[:]
+        batch = [item for item in resting if item is not _WATCH]
         resting.clear()
         waiting = []
         for item in batch:
@@ -128,6 +170,47 @@ class SimulatedBroker:
             fee = price * qty * instrument.multiplier * rate if rate else rate
             self.sink.order_filled(order.client_id, qty, price, fee)
         resting[:0] = waiting
+        if instrument.is_perpetual:
+            self._watch_liquidation(instrument, bar, resting)
+
+    def _liquidation(self, instrument: Instrument) -> tuple[Decimal | None, int]:
+        """The position's liquidation price and its ticks (rounded against the
+        trader), cached while the account holds just this position and nothing
+        changed its cash or lots."""
+        portfolio = self.sink.portfolio
+        symbol = instrument.symbol
+        cached = self._liquidation_cache.get(symbol)
+        alone = sum(1 for p in portfolio.positions.values() if p.quantity) == 1
+        if cached is not None and alone and cached[0] == portfolio.version:
+            return cached[1], cached[2]
+        price = self.sink.liquidation_price(symbol)
+        held = self.sink.position(symbol)
+        side = Side.SELL if held > 0 else Side.BUY  # the side that would close it
+        ticks = -1 if price is None else instrument.round_ticks(price, side.opposite)
+        self._liquidation_cache[symbol] = (portfolio.version, price, ticks)
+        return price, ticks
+
+    def _watch_liquidation(self, instrument: Instrument, bar: BarView, resting: list[Any]) -> None:
+        held = self.sink.position(instrument.symbol)
+        if held:
+            price, ticks = self._liquidation(instrument)
+            if price is not None and ticks > 0:
+                if held > 0 and bar.low <= ticks:
+                    fill = min(bar.open, ticks)
+                elif held < 0 and bar.high >= ticks:
+                    fill = max(bar.open, ticks)
+                else:
+                    fill = -1
+                if fill > 0:
+                    at = instrument.price(fill)
+                    fee = abs(held) * at * instrument.multiplier * self.liquidation_fee
+                    self.sink.liquidate(instrument.symbol, at, fee, price)
+                    held = self.sink.position(instrument.symbol)
+        watching = _WATCH in resting
+        if held and not watching:
+            resting.append(_WATCH)
+        elif not held and watching:
+            resting.remove(_WATCH)
 
 
 def _build(config: SimulatedConfig) -> SimulatedBroker:

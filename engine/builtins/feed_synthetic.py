@@ -14,8 +14,17 @@ from decimal import Decimal
 import attrs
 import numpy as np
 
-from engine import BarSeries, Feed, FeedContext, Instrument, hookimpl, non_negative, positive
-from engine.builtins._interval import check_interval, parse_interval
+from engine import (
+    BarSeries,
+    Feed,
+    FeedContext,
+    Instrument,
+    hookimpl,
+    interval,
+    non_negative,
+    parse_interval,
+    positive,
+)
 
 
 def _start_ns(text: str) -> int:
@@ -41,7 +50,7 @@ class SyntheticConfig:
 
     bars: int = attrs.field(default=10_000, validator=positive)
     start: str = attrs.field(default="2024-01-01T00:00:00Z", validator=_check_start)
-    interval: str = attrs.field(default="1m", validator=check_interval)
+    interval: str = attrs.field(default="1m", validator=interval)
     start_price: Decimal = attrs.field(default=Decimal(100), validator=positive)
     drift: float = 0.0
     volatility: float = attrs.field(default=0.002, validator=non_negative)

@@ -4,7 +4,9 @@
 Backtest and paper/live loops differ only in *when* they call a stream's bar
 runner (:meth:`Kernel.runner`): the backtest runs it over chunks of columns as
 fast as possible, the paper loop over each bar when it arrives on the real
-clock. Everything the runner does, and everything after it, is shared.
+clock. Everything the runner does, and everything after it, is shared. Timed
+work (runtime guards, funding) runs when a loop sees ``now >= next_due`` and
+calls :meth:`Kernel.on_time`.
 """
 
 from __future__ import annotations
@@ -15,26 +17,34 @@ from collections.abc import Callable, Sequence, Sized
 from decimal import Decimal
 from typing import Any
 
+import attrs
 import numpy as np
 from loguru import logger
 
-from engine.data import BarSeries
-from engine.errors import ExecutionError
+from engine.data import PRICE_COLUMNS, BarSeries
+from engine.errors import ExecutionError, IllegalTransition
 from engine.kernel.context import BarView, StrategyContext
 from engine.kernel.pipeline import Denial, OrderPipeline
+from engine.kernel.queries import KernelQueries
+from engine.kernel.trading import StateChange, TradingState, TradingStateMachine
 from engine.model import (
     TERMINAL_ORDER_STATES,
+    ZERO,
     Fill,
     Instrument,
     Order,
     OrderIntent,
     OrderState,
     Portfolio,
+    Side,
 )
+from engine.records import Alert, RuntimeDecision, Severity
 
-__all__ = ["Kernel", "Stream"]
+__all__ = ["FundingPayment", "Kernel", "Liquidation", "RuntimeCheck", "Stream"]
 
+NEVER = 2**63 - 1
 _ALWAYS = (True,)  # a non-empty sized object: "always call the broker"
+_BAR_COLUMNS = frozenset(("ts", *PRICE_COLUMNS, "volume"))
 
 
 def _ignore_bar(instrument: Instrument, bar: BarView) -> None:
@@ -53,25 +63,78 @@ def _fan_out(callbacks: tuple[Callable[[BarView], Any], ...]) -> Callable[[BarVi
     return each
 
 
-class Stream:
-    """One instrument's view, strategies and, in paper/live runs, its bar history
-    (Python lists grown in place; a backtest hands the handler chunks instead)."""
+@attrs.frozen
+class FundingPayment:
+    """One funding period paid (negative ``amount``) or received on a perpetual."""
 
-    __slots__ = ("close", "high", "instrument", "low", "open", "strategies", "ts", "view", "volume")
+    ts: int
+    instrument: str
+    quantity: Decimal
+    mark: Decimal
+    rate: Decimal
+    amount: Decimal
+
+
+@attrs.frozen
+class Liquidation:
+    """A position closed by the venue because equity fell to the maintenance margin."""
+
+    ts: int
+    instrument: str
+    side: str
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    liquidation_price: Decimal
+
+
+@attrs.define
+class RuntimeCheck:
+    """A configured runtime guard and its schedule."""
+
+    name: str
+    plugin: str
+    evaluate: Callable[[Any], RuntimeDecision | None]
+    cadence_ns: int
+    flatten: bool = False
+    next_due: int = 0
+    last: RuntimeDecision | None = None
+
+
+class Stream:
+    """One instrument's view, strategies and bars: in a backtest the whole series
+    (the runner gets chunks of it as lists); in paper/live runs Python lists grown
+    in place, one bar at a time."""
+
+    __slots__ = (
+        "close",
+        "extra",
+        "high",
+        "instrument",
+        "low",
+        "open",
+        "series",
+        "strategies",
+        "ts",
+        "view",
+        "volume",
+    )
 
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
         self.view = BarView(instrument)
         self.strategies: list[Any] = []
+        self.series: BarSeries | None = None
         self.ts: list[int] = []
         self.open: list[int] = []
         self.high: list[int] = []
         self.low: list[int] = []
         self.close: list[int] = []
         self.volume: list[float] = []
+        self.extra: dict[str, list[float]] = {}
 
     def columns(self) -> tuple[list[int], list[int], list[int], list[int], list[int], list[float]]:
-        """The growing history lists (paper/live), in handler order."""
+        """The growing history lists (paper/live), in runner order."""
         return self.ts, self.open, self.high, self.low, self.close, self.volume
 
     def append(self, series: BarSeries, k: int) -> None:
@@ -82,6 +145,24 @@ class Stream:
         self.low.append(int(series.low[k]))
         self.close.append(int(series.close[k]))
         self.volume.append(float(series.volume[k]))
+        for name, values in series.extra.items():
+            self.extra.setdefault(name, []).append(float(values[k]))
+
+    def history(self, column: str, n: int) -> np.ndarray[Any, Any]:
+        """The last ``n`` values of ``column`` up to the current bar."""
+        i = self.view.index
+        lo = max(0, i - n + 1)
+        if i < 0:
+            return np.empty(0)
+        if self.series is not None:
+            values = (
+                getattr(self.series, column)
+                if column in _BAR_COLUMNS
+                else self.series.extra.get(column)
+            )
+            return np.empty(0) if values is None else values[lo : i + 1]
+        listed = getattr(self, column) if column in _BAR_COLUMNS else self.extra.get(column)
+        return np.empty(0) if listed is None else np.asarray(listed[lo : i + 1])
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -97,11 +178,13 @@ class Stream:
             np.asarray(self.low, dtype=i64),
             np.asarray(self.close, dtype=i64),
             np.asarray(self.volume, dtype=np.float64),
+            {name: np.asarray(v, dtype=np.float64) for name, v in self.extra.items()},
         )
 
 
-class Kernel:
-    """Holds the run's state and implements the broker's execution sink."""
+class Kernel(KernelQueries):
+    """Holds the run's state, runs the order path and implements the broker's
+    execution sink. Read-only queries for checks come from :class:`KernelQueries`."""
 
     def __init__(
         self,
@@ -110,6 +193,11 @@ class Kernel:
         pipeline: OrderPipeline,
         broker: Any,
         broker_name: str = "broker",
+        *,
+        resume_after_ns: int = 0,
+        runtime_checks: Sequence[RuntimeCheck] = (),
+        alert_sinks: Sequence[tuple[str, Callable[[Alert], Any]]] = (),
+        strict_transitions: bool = False,
     ) -> None:
         self.instruments = {i.symbol: i for i in instruments}
         self.portfolio = portfolio
@@ -123,11 +211,26 @@ class Kernel:
         self.fills: list[Fill] = []
         self.order_counts: Counter[OrderState] = Counter()
         self.illegal_transitions = 0
+        self.strict_transitions = strict_transitions
         self._seq: dict[str, int] = {}
         self._open_by_strategy: dict[str, dict[str, Order]] = {}
         self._fill_listeners: dict[str, Callable[[Fill], Any]] = {}
         self._order_listeners: dict[str, Callable[[Order], Any]] = {}
         self._spawn: Callable[[Any], None] | None = None
+        self._submitted: list[int] = []
+        self.strategy_positions: dict[tuple[str, str], Decimal] = {}
+        self.trading = TradingStateMachine(resume_after_ns)
+        self.alerts: list[Alert] = []
+        self.alert_failures = 0
+        self._alert_sinks = list(alert_sinks)
+        self.funding_payments: list[FundingPayment] = []
+        self.liquidations: list[Liquidation] = []
+        self._runtime = list(runtime_checks)
+        self._next_funding = {
+            i.symbol: 0 for i in instruments if i.is_perpetual and i.funding_interval_ns
+        }
+        self.next_due = NEVER if not (self._runtime or self._next_funding) else 0
+        self._init_queries()
         broker.bind(self)
         self._broker_on_bar = getattr(broker, "on_bar", None)
         self._broker_submit = broker.submit
@@ -217,47 +320,125 @@ class Kernel:
 
         return run
 
-    # -- queries (PipelineContext) ---------------------------------------------------------
-
-    def instrument(self, symbol: str) -> Instrument:
-        """The instrument ``symbol``."""
-        return self.instruments[symbol]
-
-    def position(self, symbol: str) -> Decimal:
-        """Signed quantity held in ``symbol``."""
-        return self.portfolio.positions[symbol].quantity
-
-    def last_price(self, symbol: str) -> Decimal | None:
-        """Last close seen for ``symbol``."""
-        view = self.streams[symbol].view
-        return None if view.index < 0 else self.instruments[symbol].price(view.close)
-
-    def marks(self) -> dict[str, Decimal]:
-        """Last close of every instrument that has had a bar."""
-        out = {}
-        for symbol in self.instruments:
-            price = self.last_price(symbol)
-            if price is not None:
-                out[symbol] = price
-        return out
-
-    def open_orders(self, symbol: str | None = None) -> list[Order]:
-        """Orders not yet terminal, optionally for one instrument."""
-        out = [o for d in self._open_by_strategy.values() for o in d.values()]
-        return out if symbol is None else [o for o in out if o.intent.instrument == symbol]
-
     def open_orders_of(self, strategy_id: str) -> list[Order]:
         """One strategy's open orders."""
         return list(self._open_by_strategy[strategy_id].values())
+
+    # -- timed work: runtime guards, funding -------------------------------------------------
+
+    def on_time(self) -> None:
+        """Do what is due at ``now``: funding payments, then runtime guards; sets
+        :attr:`next_due`. Loops call it once ``now >= next_due``."""
+        now = self.now
+        for symbol, due in self._next_funding.items():
+            if now >= due:
+                if due:  # the first call only aligns the schedule
+                    self._pay_funding(symbol)
+                step = self.instruments[symbol].funding_interval_ns
+                self._next_funding[symbol] = (now // step + 1) * step
+        if self._runtime:
+            self._evaluate_runtime(now)
+        dues = [*self._next_funding.values(), *(r.next_due for r in self._runtime)]
+        self.next_due = min(dues) if dues else NEVER
+
+    def _pay_funding(self, symbol: str) -> None:
+        inst = self.instruments[symbol]
+        held = self.position(symbol)
+        mark = self.last_price(symbol)
+        if not held or mark is None:
+            return
+        column = self.column(symbol, "funding_rate")
+        rate = inst.funding_rate if column is None else Decimal(repr(column))
+        amount = self.portfolio.apply_funding(symbol, mark, rate)
+        self.funding_payments.append(FundingPayment(self.now, symbol, held, mark, rate, amount))
+
+    def _evaluate_runtime(self, now: int) -> None:
+        for check in self._runtime:
+            if now < check.next_due:
+                continue
+            try:
+                decision = check.evaluate(self)
+                if decision is not None and not isinstance(decision.state, TradingState):
+                    decision = attrs.evolve(decision, state=TradingState(decision.state))
+            except Exception as exc:  # a risk check that fails, fails closed
+                logger.exception("runtime guard {} ({}) raised; halting", check.name, check.plugin)
+                decision = RuntimeDecision(
+                    TradingState.HALTED, "error", f"{type(exc).__name__}: {exc}"
+                )
+            check.last = decision
+            check.next_due = now + check.cadence_ns
+        worst = max(
+            (c for c in self._runtime if c.last is not None),
+            key=lambda c: c.last.state.severity,  # type: ignore[union-attr]
+            default=None,
+        )
+        if worst is None or worst.last is None:
+            desired, reason, source, flatten = (
+                TradingState.ACTIVE,
+                "all runtime guards pass",
+                "engine",
+                False,
+            )
+        else:
+            d = worst.last
+            desired, reason, source = d.state, f"{worst.name}.{d.reason}", worst.name
+            reason = f"{reason}: {d.message}" if d.message else reason
+            flatten = worst.flatten or d.flatten
+        change = self.trading.request(desired, now, reason, source)
+        if change is not None:
+            self._announce(change)
+            if flatten and change.state.severity > change.previous.severity:
+                self.flatten(reason)
+
+    def _announce(self, change: StateChange) -> None:
+        severity = {
+            TradingState.ACTIVE: Severity.INFO,
+            TradingState.REDUCING: Severity.WARNING,
+            TradingState.HALTED: Severity.CRITICAL,
+        }[change.state]
+        self.alert(
+            severity,
+            f"trading {change.previous.value} -> {change.state.value}",
+            change.reason,
+            change.source,
+        )
+
+    def set_trading_state(self, state: TradingState, reason: str, source: str = "operator") -> None:
+        """Set the trading state now, without hysteresis (a manual kill switch)."""
+        change = self.trading.force(state, self.now, reason, source)
+        if change is not None:
+            self._announce(change)
+
+    def alert(self, severity: Severity, title: str, message: str = "", source: str = "") -> None:
+        """Record an alert and deliver it to every alert sink (sinks fail open)."""
+        alert = Alert(ts=self.now, severity=severity, title=title, message=message, source=source)
+        self.alerts.append(alert)
+        for name, deliver in self._alert_sinks:
+            try:
+                deliver(alert)
+            except Exception:
+                self.alert_failures += 1
+                logger.exception("alert sink {} failed", name)
+
+    def flatten(self, reason: str) -> None:
+        """Cancel every open order and close every position at market (the engine's
+        own reduce-only orders, which skip the pipeline: they only reduce risk)."""
+        for order in self.open_orders():
+            self.cancel(order.client_id)
+        for symbol in self.instruments:
+            held = self.position(symbol)
+            if held:
+                side = Side.SELL if held > 0 else Side.BUY
+                intent = OrderIntent("risk", symbol, side, abs(held), reduce_only=True, tag=reason)
+                self.submit(intent, checked=False)
 
     # -- order path ----------------------------------------------------------------------
 
     def _transition(self, order: Order, state: OrderState, reason: str = "") -> bool:
         try:
             order.transition(state, self.now, reason)
-        except Exception as exc:
-            self.illegal_transitions += 1
-            logger.error("order {}: {}", order.client_id, exc)
+        except IllegalTransition as exc:
+            self._illegal(order, exc)
             return False
         counts = self.order_counts
         counts[state] = counts.get(state, 0) + 1
@@ -268,26 +449,66 @@ class Kernel:
             listener(order)
         return True
 
-    def submit(self, intent: OrderIntent) -> Order | None:
-        """Run an intent through the pipeline and, if allowed, to the broker.
+    def _illegal(self, order: Order, exc: IllegalTransition) -> None:
+        """Illegal transitions raise in strict mode (tests), else are logged and counted."""
+        self.illegal_transitions += 1
+        if self.strict_transitions:
+            raise exc
+        logger.error("order {}: {}", order.client_id, exc)
+
+    def _deny(self, intent: OrderIntent, client_id: str, denial: Denial) -> None:
+        order = Order(client_id, intent, self.now)
+        self.orders[client_id] = order
+        self._transition(order, OrderState.DENIED, denial.reason)
+
+    def _state_denial(self, intent: OrderIntent, client_id: str) -> Denial | None:
+        state = self.trading.state
+        if state is TradingState.REDUCING and self.is_reducing(intent):
+            return None
+        last = self.trading.history[-1].reason if self.trading.history else ""
+        denial = Denial(
+            ts=self.now,
+            client_id=client_id,
+            strategy=intent.strategy,
+            instrument=intent.instrument,
+            side=intent.side.value,
+            quantity=intent.quantity,
+            stage="trading_state",
+            check="trading_state",
+            plugin="engine",
+            reason=f"trading_state.{state.value}",
+            message=f"trading is {state.value} ({last})",
+        )
+        self.pipeline.denials.append(denial)
+        return denial
+
+    def submit(self, intent: OrderIntent, *, checked: bool = True) -> Order | None:
+        """Run an intent through the trading-state gate and the pipeline and, if
+        allowed, to the broker. ``checked=False`` (the engine's own risk-reducing
+        orders) skips the pipeline.
 
         Client order ids are deterministic: ``<strategy>-<instrument>-<sequence>``.
-        Returns the order, or ``None`` when the pipeline denied it.
+        Returns the order, or ``None`` when it was denied.
         """
         key = intent.strategy
         seq = self._seq[key] = self._seq.get(key, 0) + 1
         client_id = f"{key}-{intent.instrument}-{seq}"
-        decided = (
-            self.pipeline.evaluate(intent, client_id, self) if self.pipeline.checks else intent
-        )
-        if isinstance(decided, Denial):
-            order = Order(client_id, intent, self.now)
-            self.orders[client_id] = order
-            self._transition(order, OrderState.DENIED, decided.reason)
-            return None
-        order = Order(client_id, decided, self.now)
+        if checked:
+            if self.trading.state is not TradingState.ACTIVE:
+                denial = self._state_denial(intent, client_id)
+                if denial is not None:
+                    self._deny(intent, client_id, denial)
+                    return None
+            if self.pipeline.checks:
+                decided = self.pipeline.evaluate(intent, client_id, self)
+                if isinstance(decided, Denial):
+                    self._deny(intent, client_id, decided)
+                    return None
+                intent = decided
+        order = Order(client_id, intent, self.now)
         self.orders[client_id] = order
         self._open_by_strategy.setdefault(key, {})[client_id] = order
+        self._submitted.append(self.now)
         self._transition(order, OrderState.SUBMITTED)
         result = self._broker_submit(order)
         if result is not None and inspect.isawaitable(result):
@@ -360,11 +581,13 @@ class Kernel:
         )
         self.fills.append(fill)
         self.portfolio.apply_fill(fill)
+        key = (intent.strategy, intent.instrument)
+        signed = quantity if intent.side is Side.BUY else -quantity
+        self.strategy_positions[key] = self.strategy_positions.get(key, ZERO) + signed
         try:
             order.record_fill(quantity, price, self.now)
-        except Exception as exc:
-            self.illegal_transitions += 1
-            logger.error("order {}: {}", client_id, exc)
+        except IllegalTransition as exc:
+            self._illegal(order, exc)
         else:
             self.order_counts[order.state] += 1
             if not order.is_open:
@@ -375,3 +598,33 @@ class Kernel:
         listener = self._fill_listeners.get(intent.strategy)
         if listener is not None:
             listener(fill)
+
+    def liquidate(
+        self, symbol: str, price: Decimal, fee: Decimal, liquidation_price: Decimal
+    ) -> None:
+        """The venue liquidated the whole position in ``symbol`` at ``price``."""
+        held = self.position(symbol)
+        if not held:
+            return
+        for order in self.open_orders(symbol):
+            self.cancel(order.client_id)
+        side = Side.SELL if held > 0 else Side.BUY
+        intent = OrderIntent(
+            "liquidation", symbol, side, abs(held), reduce_only=True, tag="liquidation"
+        )
+        seq = self._seq["liquidation"] = self._seq.get("liquidation", 0) + 1
+        client_id = f"liquidation-{symbol}-{seq}"
+        order = Order(client_id, intent, self.now)
+        self.orders[client_id] = order
+        self._transition(order, OrderState.SUBMITTED, "liquidation")
+        self._transition(order, OrderState.ACCEPTED, "liquidation")
+        self.order_filled(client_id, abs(held), price, fee)
+        self.liquidations.append(
+            Liquidation(self.now, symbol, side.value, abs(held), price, fee, liquidation_price)
+        )
+        self.alert(
+            Severity.CRITICAL,
+            f"{symbol} position liquidated",
+            f"{abs(held)} at {price} (liquidation price {liquidation_price}, fee {fee})",
+            self.broker_name,
+        )

@@ -33,6 +33,33 @@ def _columns(s: BarSeries, start: int, stop: int) -> tuple[list[Any], ...]:
     )
 
 
+def _run_until_due(kernel: Kernel, run: Any, ts: Any, start: int, stop: int, offset: int) -> None:
+    """Rows ``start:stop`` (``ts`` indexes; ``run`` takes them minus ``offset``),
+    pausing after each row at or past ``kernel.next_due`` to call
+    ``kernel.on_time()``. Costs nothing per bar when nothing is scheduled."""
+    while start < stop:
+        k = start + int(np.searchsorted(ts[start:stop], kernel.next_due, side="left"))
+        if k >= stop:
+            run(start - offset, stop - offset)
+            return
+        run(start - offset, k + 1 - offset)
+        kernel.on_time()
+        start = k + 1
+
+
+class _Events:
+    """Runs merged events ``a:b`` of one chunk, each through its stream's runner."""
+
+    def __init__(self, slots: list[int], indices: list[int], runners: list[Any], lows: list[int]):
+        self.slots, self.indices, self.runners, self.lows = slots, indices, runners, lows
+
+    def __call__(self, a: int, b: int) -> None:
+        runners, lows = self.runners, self.lows
+        for k, i in zip(self.slots[a:b], self.indices[a:b], strict=True):
+            j = i - lows[k]
+            runners[k](j, j + 1)
+
+
 def backtest_chunks(
     kernel: Kernel, series: Mapping[str, BarSeries], chunk: int = CHUNK
 ) -> Iterator[int]:
@@ -43,6 +70,8 @@ def backtest_chunks(
     With several instruments, bars are merged by timestamp; ties keep the
     instruments' configured order, so runs are deterministic.
     """
+    for symbol, s in series.items():
+        kernel.streams[symbol].series = s
     symbols = list(series)
     reported = 0
     if len(symbols) == 1:
@@ -51,7 +80,8 @@ def backtest_chunks(
         n = len(s)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            kernel.runner(symbol, _columns(s, start, stop), start)(0, stop - start)  # type: ignore[arg-type]
+            run = kernel.runner(symbol, _columns(s, start, stop), start)  # type: ignore[arg-type]
+            _run_until_due(kernel, run, s.ts, start, stop, start)
             if stop - reported >= REPORT_EVERY or stop == n:
                 reported = stop
                 yield stop
@@ -62,7 +92,7 @@ def backtest_chunks(
     )
     index = np.concatenate([np.arange(len(series[s]), dtype=np.int64) for s in symbols])
     order = np.lexsort((slot, ts))
-    slots, indices = slot[order], index[order]
+    slots, indices, merged_ts = slot[order], index[order], ts[order]
     n = len(order)
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
@@ -75,9 +105,8 @@ def backtest_chunks(
             hi = int(mine[-1]) + 1 if len(mine) else 0
             runners.append(kernel.runner(symbol, _columns(series[symbol], lo, hi), lo))  # type: ignore[arg-type]
             lows.append(lo)
-        for k, i in zip(cs.tolist(), ci.tolist(), strict=True):
-            j = i - lows[k]
-            runners[k](j, j + 1)
+        events = _Events(cs.tolist(), ci.tolist(), runners, lows)
+        _run_until_due(kernel, events, merged_ts, start, stop, start)
         if stop - reported >= REPORT_EVERY or stop == n:
             reported = stop
             yield stop
@@ -130,6 +159,8 @@ async def paper_loop(
                 st.append(chunk, k)
                 n = len(st.ts)
                 run(n - 1, n)
+                if kernel.now >= kernel.next_due:
+                    kernel.on_time()
                 count += 1
                 if max_bars is not None and count >= max_bars:
                     done_bars.set()

@@ -1,0 +1,177 @@
+"""What checks and runtime guards may ask the kernel: the read-only side of
+:class:`~engine.kernel.pipeline.PipelineContext`.
+
+Equity is marked at the last close of each instrument. Drawdown and daily PnL
+are measured on equity *sampled* whenever a check or a runtime guard asks for
+it (so a runtime guard on a one-minute cadence samples every minute); the
+peak and the start-of-day equity come from those samples. A UTC day starts at
+midnight.
+"""
+
+from __future__ import annotations
+
+import bisect
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.model import ZERO, Instrument, Order, OrderIntent, Portfolio, Side
+
+if TYPE_CHECKING:
+    from engine.kernel.context import BarView
+    from engine.kernel.core import Stream
+    from engine.kernel.trading import TradingStateMachine
+
+__all__ = ["DAY_NS", "KernelQueries"]
+
+DAY_NS = 86_400_000_000_000
+
+
+class KernelQueries:
+    """Read-only questions about the account and the market, asked by checks."""
+
+    instruments: dict[str, Instrument]
+    portfolio: Portfolio
+    streams: dict[str, Stream]
+    trading: TradingStateMachine
+    _open_by_strategy: dict[str, dict[str, Order]]
+    _submitted: list[int]
+    strategy_positions: dict[tuple[str, str], Decimal]
+
+    @property
+    def now(self) -> int:
+        """Engine time in nanoseconds."""
+        raise NotImplementedError
+
+    def _init_queries(self) -> None:
+        self.peak_equity: Decimal | None = None
+        self._day = -1
+        self.day_start_equity = ZERO
+
+    # -- market -----------------------------------------------------------------------
+
+    def instrument(self, symbol: str) -> Instrument:
+        """The instrument ``symbol``."""
+        return self.instruments[symbol]
+
+    def bar(self, symbol: str) -> BarView:
+        """The current (last seen) bar of ``symbol``."""
+        return self.streams[symbol].view
+
+    def last_price(self, symbol: str) -> Decimal | None:
+        """Last close seen for ``symbol``."""
+        view = self.streams[symbol].view
+        return None if view.index < 0 else self.instruments[symbol].price(view.close)
+
+    def marks(self) -> dict[str, Decimal]:
+        """Last close of every instrument that has had a bar."""
+        out = {}
+        for symbol in self.instruments:
+            price = self.last_price(symbol)
+            if price is not None:
+                out[symbol] = price
+        return out
+
+    def history(self, symbol: str, column: str, n: int) -> np.ndarray[Any, Any]:
+        """The last ``n`` values of ``column`` up to the current bar (fewer at the
+        start): prices in ticks, ``volume``, or an optional column."""
+        return self.streams[symbol].history(column, n)
+
+    def column(self, symbol: str, name: str) -> float | None:
+        """The current bar's value of an optional column (``bid``, ``ask``,
+        ``bid_size``, ``ask_size``, ``funding_rate``); ``None`` if the feed has none."""
+        values = self.streams[symbol].history(name, 1)
+        return float(values[-1]) if len(values) else None
+
+    # -- account ------------------------------------------------------------------------
+
+    def position(self, symbol: str) -> Decimal:
+        """Signed quantity held in ``symbol``."""
+        return self.portfolio.positions[symbol].quantity
+
+    def strategy_position(self, strategy: str, symbol: str) -> Decimal:
+        """Signed quantity that ``strategy``'s fills add up to in ``symbol``."""
+        return self.strategy_positions.get((strategy, symbol), ZERO)
+
+    def open_orders(self, symbol: str | None = None) -> list[Order]:
+        """Orders not yet terminal, optionally for one instrument."""
+        out = [o for d in self._open_by_strategy.values() for o in d.values()]
+        return out if symbol is None else [o for o in out if o.intent.instrument == symbol]
+
+    def reserved(self, symbol: str, strategy: str | None = None) -> Decimal:
+        """Signed quantity still to fill on open orders (all strategies or one)."""
+        total = ZERO
+        for sid, orders in self._open_by_strategy.items():
+            if strategy is not None and sid != strategy:
+                continue
+            for o in orders.values():
+                if o.intent.instrument == symbol:
+                    total += o.remaining if o.intent.side is Side.BUY else -o.remaining
+        return total
+
+    def equity(self) -> Decimal:
+        """Equity at the last closes; also a sample for drawdown and daily PnL."""
+        value = self.portfolio.equity(self.marks())
+        if self.peak_equity is None or value > self.peak_equity:
+            self.peak_equity = value
+        day = self.now // DAY_NS
+        if day != self._day:
+            self._day = day
+            self.day_start_equity = value
+        return value
+
+    def drawdown(self) -> float:
+        """Fraction below the peak of sampled equity (0.0 at a peak)."""
+        value = self.equity()
+        peak = self.peak_equity
+        return float((peak - value) / peak) if peak and peak > 0 else 0.0
+
+    def daily_pnl(self) -> Decimal:
+        """Equity now minus equity at the first sample of this UTC day."""
+        value = self.equity()
+        return value - self.day_start_equity
+
+    def exposure(self, strategy: str | None = None) -> tuple[Decimal, Decimal]:
+        """(gross, net) notional at the last closes, open orders counted as reserved;
+        for one strategy with ``strategy``."""
+        gross = net = ZERO
+        for symbol, price in self.marks().items():
+            inst = self.instruments[symbol]
+            held = (
+                self.position(symbol)
+                if strategy is None
+                else self.strategy_position(strategy, symbol)
+            )
+            pending = self.reserved(symbol, strategy)
+            worst = max(abs(held + pending), abs(held))
+            gross += worst * price * inst.multiplier
+            net += (held + pending) * price * inst.multiplier
+        return gross, net
+
+    def margin_ratio(self) -> Decimal:
+        """Maintenance margin over equity (see :meth:`Portfolio.margin_ratio`)."""
+        return self.portfolio.margin_ratio(self.marks())
+
+    def liquidation_price(self, symbol: str) -> Decimal | None:
+        """Where the position in ``symbol`` would be liquidated (cross margin)."""
+        return self.portfolio.liquidation_price(symbol, self.marks())
+
+    def is_reducing(self, intent: OrderIntent) -> bool:
+        """True when the intent only reduces the position in its instrument, counting
+        open orders that already reduce it."""
+        held = self.position(intent.instrument)
+        if not held or (held > 0) == (intent.side is Side.BUY):
+            return False
+        pending = self.reserved(intent.instrument)
+        already = -pending if held > 0 else pending  # open orders on the reducing side
+        return intent.quantity + max(already, ZERO) <= abs(held)
+
+    def orders_since(self, ts: int) -> int:
+        """Orders sent to the broker at or after ``ts`` (for rate limits)."""
+        return len(self._submitted) - bisect.bisect_left(self._submitted, ts)
+
+    @property
+    def trading_state(self) -> Any:
+        """The current :class:`~engine.kernel.trading.TradingState`."""
+        return self.trading.state
