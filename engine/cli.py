@@ -288,8 +288,9 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
         return
     table = Table(title="plugins")
-    for col in ("name", "distribution", "version", "status", "hooks", "error"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    for col in ("distribution", "version", "status", "hooks", "error"):
+        table.add_column(col, overflow="fold")
     for i in infos:
         style = {"failed": "red", "disabled": "dim"}.get(i.status, "")
         table.add_row(

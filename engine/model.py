@@ -114,10 +114,11 @@ class Instrument:
     #: ``funding_rate`` column
     funding_interval_ns: int = 0
     funding_rate: Decimal = Decimal(0)
+    #: True for a perpetual future (a plain field: read on the order path)
+    is_perpetual: bool = field(init=False)
 
-    @property
-    def is_perpetual(self) -> bool:
-        """True for a perpetual future."""
+    @is_perpetual.default
+    def _perpetual(self) -> bool:
         return self.kind is InstrumentKind.PERPETUAL
 
     def price(self, ticks: int) -> Decimal:
@@ -521,7 +522,12 @@ class Portfolio:
         equity = self.equity(marks)
         return required / equity if equity > 0 else Decimal("Infinity")
 
-    def liquidation_price(self, symbol: str, marks: dict[str, Decimal]) -> Decimal | None:
+    def liquidation_price(
+        self,
+        symbol: str,
+        marks: dict[str, Decimal],
+        add: tuple[Decimal, Decimal] | None = None,
+    ) -> Decimal | None:
         """Price of ``symbol`` at which equity falls to the maintenance margin, other
         positions held at ``marks`` (cross margin). ``None`` when there is no
         perpetual position or no positive such price.
@@ -531,19 +537,24 @@ class Portfolio:
         rest of the account and ``M`` its maintenance margin, solving
         ``E + m*(q*p - C) = M + mmr*m*|q|*p`` gives
         ``p = (m*C - (E - M)) / (m*(q - mmr*|q|))``.
+
+        ``add=(signed quantity, price)`` answers for the position after a
+        hypothetical fill (fees ignored).
         """
         pos = self.positions[symbol]
         inst = pos.instrument
-        if not pos.quantity or not inst.is_perpetual:
+        q, cost = pos.quantity, pos.cost
+        if add is not None:
+            q, cost = q + add[0], cost + add[0] * add[1]
+        if not q or not inst.is_perpetual:
             return None
         m = inst.multiplier
         rest = self.equity(marks) - pos.unrealized_pnl(marks[symbol])
         rest -= self.maintenance_margin(marks, exclude=symbol)
-        q = pos.quantity
         denominator = m * (q - inst.maintenance_margin * abs(q))
         if not denominator:
             return None
-        price = (m * pos.cost - rest) / denominator
+        price = (m * cost - rest) / denominator
         return price if price > 0 else None
 
     def unrealized_pnl(self, marks: dict[str, Decimal]) -> Decimal:

@@ -14,7 +14,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = str(Path(sys.executable).with_name("engine"))
-BUILTINS = {"csv", "parquet", "performance", "simulated", "sma_crossover", "synthetic"}
+BUILTINS = {
+    "csv",
+    "filters",
+    "guards",
+    "log_alerts",
+    "parquet",
+    "performance",
+    "runtime_guards",
+    "simulated",
+    "sma_crossover",
+    "synthetic",
+    "validation",
+}
 
 
 def engine(

@@ -21,7 +21,19 @@ from engine import (
 )
 from engine.plugins import ESSENTIAL_PLUGINS
 
-BUILTINS = {"csv", "parquet", "performance", "simulated", "sma_crossover", "synthetic"}
+BUILTINS = {
+    "csv",
+    "filters",
+    "guards",
+    "log_alerts",
+    "parquet",
+    "performance",
+    "runtime_guards",
+    "simulated",
+    "sma_crossover",
+    "synthetic",
+    "validation",
+}
 
 
 def install_fake_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:

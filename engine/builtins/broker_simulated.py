@@ -55,6 +55,7 @@ class SimulatedBroker:
         self.sink: Any = None
         #: symbol -> (portfolio version, liquidation price, its ticks) for one position
         self._liquidation_cache: dict[str, tuple[int, Decimal | None, int]] = {}
+        self._is_perpetual: dict[str, bool] = {}
         self._seen: set[str] = set()
         self._resting: dict[str, list[tuple[Order, int, int]]] = {}
 
@@ -83,12 +84,19 @@ class SimulatedBroker:
                 self.sink.order_rejected(cid, "stop order without a stop price")
                 return
             stop = inst.round_ticks(intent.stop_price, intent.side)
-        reason = self._margin_problem(order)
-        if reason:
-            self.sink.order_rejected(cid, reason)
-            return
+        if self._perpetual(intent.instrument):
+            reason = self._margin_problem(order)
+            if reason:
+                self.sink.order_rejected(cid, reason)
+                return
         self.sink.order_accepted(cid)
         self.resting(intent.instrument).append((order, limit, stop))
+
+    def _perpetual(self, symbol: str) -> bool:
+        known = self._is_perpetual.get(symbol)
+        if known is None:
+            known = self._is_perpetual[symbol] = self.sink.instrument(symbol).is_perpetual
+        return known
 
     def _margin_problem(self, order: Order) -> str:
         """Why a perpetual order that adds exposure cannot be margined ('' if it can)."""

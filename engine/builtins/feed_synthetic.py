@@ -55,6 +55,10 @@ class SyntheticConfig:
     drift: float = 0.0
     volatility: float = attrs.field(default=0.002, validator=non_negative)
     seed: int | None = None
+    #: > 0 adds bid/ask columns around the close: a spread of about this many bps
+    spread_bps: float = attrs.field(default=0.0, validator=non_negative)
+    #: > 0 adds bid_size/ask_size columns of about this size
+    depth: float = attrs.field(default=0.0, validator=non_negative)
 
 
 class RandomWalk:
@@ -87,7 +91,15 @@ class RandomWalk:
         volume = np.round(rng.lognormal(3.0, 1.0, n), 3)
         ts = self.next_ts + self.step * np.arange(n, dtype=np.int64)
         self.next_ts = int(ts[-1]) + self.step
-        return BarSeries(self.instrument, ts, open_, high, low, close, volume)
+        extra = {}
+        if cfg.spread_bps > 0:
+            half = close * tick * cfg.spread_bps / 20_000 * rng.lognormal(0.0, 0.5, n)
+            extra["bid"] = np.round(close * tick - half, 10)
+            extra["ask"] = np.round(close * tick + half, 10)
+        if cfg.depth > 0:
+            extra["bid_size"] = np.round(cfg.depth * rng.lognormal(0.0, 0.7, (n,)), 3)
+            extra["ask_size"] = np.round(cfg.depth * rng.lognormal(0.0, 0.7, (n,)), 3)
+        return BarSeries(self.instrument, ts, open_, high, low, close, volume, extra)
 
 
 class SyntheticFeed:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from engine.model import Bar, Instrument, Order, OrderIntent, OrderType, Portfolio, Side
+from engine.model import ZERO, Bar, Instrument, Order, OrderIntent, OrderType, Portfolio, Side
 
 if TYPE_CHECKING:
     from engine.kernel.core import Kernel
@@ -87,7 +87,12 @@ class StrategyContext:
         return self._kernel.portfolio
 
     def position(self, symbol: str | None = None) -> Decimal:
-        """Signed quantity held (default: this strategy's instrument)."""
+        """Signed quantity this strategy's fills add up to (default: its instrument).
+        Several strategies may share an account: each sees its own position."""
+        return self._kernel.strategy_positions.get((self.id, symbol or self.symbol), ZERO)
+
+    def account_position(self, symbol: str | None = None) -> Decimal:
+        """Signed quantity the whole account holds (all strategies)."""
         return self._kernel.portfolio.positions[symbol or self.symbol].quantity
 
     def open_orders(self) -> list[Order]:

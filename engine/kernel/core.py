@@ -420,16 +420,27 @@ class Kernel(KernelQueries):
                 self.alert_failures += 1
                 logger.exception("alert sink {} failed", name)
 
+    def _holders(self, symbol: str) -> list[tuple[str, Decimal]]:
+        """Who holds ``symbol``: (strategy id, signed quantity) per strategy, plus
+        ``("risk", rest)`` for any part no strategy's fills account for."""
+        holders = [
+            (sid, held)
+            for (sid, sym), held in self.strategy_positions.items()
+            if sym == symbol and held
+        ]
+        rest = self.position(symbol) - sum((h for _, h in holders), ZERO)
+        return [*holders, ("risk", rest)] if rest else holders
+
     def flatten(self, reason: str) -> None:
-        """Cancel every open order and close every position at market (the engine's
-        own reduce-only orders, which skip the pipeline: they only reduce risk)."""
+        """Cancel every open order and close every position at market. Each
+        strategy's holding is closed under its own id (it sees the fills); the
+        orders are reduce-only and skip the pipeline: they only reduce risk."""
         for order in self.open_orders():
             self.cancel(order.client_id)
         for symbol in self.instruments:
-            held = self.position(symbol)
-            if held:
+            for sid, held in self._holders(symbol):
                 side = Side.SELL if held > 0 else Side.BUY
-                intent = OrderIntent("risk", symbol, side, abs(held), reduce_only=True, tag=reason)
+                intent = OrderIntent(sid, symbol, side, abs(held), reduce_only=True, tag="flatten")
                 self.submit(intent, checked=False)
 
     # -- order path ----------------------------------------------------------------------
@@ -508,7 +519,7 @@ class Kernel(KernelQueries):
         order = Order(client_id, intent, self.now)
         self.orders[client_id] = order
         self._open_by_strategy.setdefault(key, {})[client_id] = order
-        self._submitted.append(self.now)
+        self._submitted.append(self._clock.ts)
         self._transition(order, OrderState.SUBMITTED)
         result = self._broker_submit(order)
         if result is not None and inspect.isawaitable(result):
@@ -609,16 +620,17 @@ class Kernel(KernelQueries):
         for order in self.open_orders(symbol):
             self.cancel(order.client_id)
         side = Side.SELL if held > 0 else Side.BUY
-        intent = OrderIntent(
-            "liquidation", symbol, side, abs(held), reduce_only=True, tag="liquidation"
-        )
-        seq = self._seq["liquidation"] = self._seq.get("liquidation", 0) + 1
-        client_id = f"liquidation-{symbol}-{seq}"
-        order = Order(client_id, intent, self.now)
-        self.orders[client_id] = order
-        self._transition(order, OrderState.SUBMITTED, "liquidation")
-        self._transition(order, OrderState.ACCEPTED, "liquidation")
-        self.order_filled(client_id, abs(held), price, fee)
+        for sid, part in self._holders(symbol):
+            qty = abs(part)
+            intent = OrderIntent(sid, symbol, side, qty, reduce_only=True, tag="liquidation")
+            seq = self._seq[sid] = self._seq.get(sid, 0) + 1
+            client_id = f"{sid}-{symbol}-{seq}"
+            order = Order(client_id, intent, self.now)
+            self.orders[client_id] = order
+            self._open_by_strategy.setdefault(sid, {})[client_id] = order
+            self._transition(order, OrderState.SUBMITTED, "liquidation")
+            self._transition(order, OrderState.ACCEPTED, "liquidation")
+            self.order_filled(client_id, qty, price, fee * qty / abs(held))
         self.liquidations.append(
             Liquidation(self.now, symbol, side.value, abs(held), price, fee, liquidation_price)
         )

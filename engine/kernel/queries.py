@@ -153,9 +153,12 @@ class KernelQueries:
         """Maintenance margin over equity (see :meth:`Portfolio.margin_ratio`)."""
         return self.portfolio.margin_ratio(self.marks())
 
-    def liquidation_price(self, symbol: str) -> Decimal | None:
-        """Where the position in ``symbol`` would be liquidated (cross margin)."""
-        return self.portfolio.liquidation_price(symbol, self.marks())
+    def liquidation_price(
+        self, symbol: str, add: tuple[Decimal, Decimal] | None = None
+    ) -> Decimal | None:
+        """Where the position in ``symbol`` would be liquidated (cross margin); with
+        ``add=(signed quantity, price)``, after such a fill."""
+        return self.portfolio.liquidation_price(symbol, self.marks(), add)
 
     def is_reducing(self, intent: OrderIntent) -> bool:
         """True when the intent only reduces the position in its instrument, counting
