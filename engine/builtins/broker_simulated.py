@@ -99,22 +99,22 @@ class SimulatedBroker:
         return known
 
     def _margin_problem(self, order: Order) -> str:
-        """Why a perpetual order that adds exposure cannot be margined ('' if it can)."""
+        """Why a perpetual order that opens exposure cannot be margined ('' if it can).
+        A reversal (long to short) opens its whole new side."""
         intent = order.intent
         inst = self.sink.instrument(intent.instrument)
-        if not inst.is_perpetual:
-            return ""
         held = self.sink.position(intent.instrument)
         after = held + (intent.quantity if intent.side is Side.BUY else -intent.quantity)
-        if abs(after) <= abs(held):
-            return ""
+        reverses = after * held < 0
+        if not reverses and abs(after) <= abs(held):
+            return ""  # only reduces
         marks = self.sink.marks()
         price = intent.limit_price or intent.stop_price or marks.get(intent.instrument)
         if price is None:
             return ""
         portfolio = self.sink.portfolio
-        extra = (abs(after) - abs(held)) * price * inst.multiplier * inst.initial_margin
-        required = portfolio.initial_margin(marks) + extra
+        rate = price * inst.multiplier * inst.initial_margin
+        required = portfolio.initial_margin(marks) + (abs(after) - abs(held)) * rate
         equity = portfolio.equity(marks)
         if required > equity:
             return f"insufficient margin: {required:.2f} initial margin needed, equity {equity:.2f}"
@@ -193,8 +193,10 @@ class SimulatedBroker:
             return cached[1], cached[2]
         price = self.sink.liquidation_price(symbol)
         held = self.sink.position(symbol)
-        side = Side.SELL if held > 0 else Side.BUY  # the side that would close it
-        ticks = -1 if price is None else instrument.round_ticks(price, side.opposite)
+        # first tick at which the account is liquidatable: at or below the price for a
+        # long (rounded down), at or above it for a short (rounded up)
+        closing = Side.SELL if held > 0 else Side.BUY
+        ticks = -1 if price is None else instrument.round_ticks(price, closing)
         self._liquidation_cache[symbol] = (portfolio.version, price, ticks)
         return price, ticks
 

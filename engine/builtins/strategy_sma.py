@@ -1,7 +1,9 @@
-"""Built-in plugin ``sma_crossover``: long-only simple moving average crossover.
+"""Built-in plugin ``sma_crossover``: simple moving average crossover.
 
-Buys ``quantity`` when the fast SMA crosses above the slow SMA while flat; sells
-the whole position when it crosses below. Averages are compared exactly, on
+Long-only (default): buys ``quantity`` when the fast SMA crosses above the slow
+SMA while flat; sells the whole position when it crosses below. With
+``allow_short = true`` it reverses instead: long ``quantity`` after a golden
+cross, short ``quantity`` after a death cross. Averages are compared exactly, on
 integer ticks: ``sum_fast * slow`` against ``sum_slow * fast``.
 """
 
@@ -23,6 +25,7 @@ class SmaConfig:
     fast: int = attrs.field(default=10, validator=positive)
     slow: int = attrs.field(default=30, validator=positive)
     quantity: Decimal = attrs.field(default=Decimal(1), validator=positive)
+    allow_short: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.fast >= self.slow:
@@ -40,6 +43,7 @@ class SmaCrossover:
         "_sum_fast",
         "_sum_slow",
         "_warmup",
+        "allow_short",
         "fast",
         "quantity",
         "slow",
@@ -49,6 +53,7 @@ class SmaCrossover:
         self.fast = config.fast
         self.slow = config.slow
         self.quantity = config.quantity
+        self.allow_short = config.allow_short
         self._fast_window = deque([0] * config.fast)
         self._slow_window = deque([0] * config.slow)
         self._sum_fast = 0
@@ -80,12 +85,19 @@ class SmaCrossover:
         self._prev = diff
         if prev <= 0 < diff:
             ctx = self._ctx
-            if not ctx.position() and not ctx.open_orders():
+            held = ctx.position()
+            if self.allow_short:
+                if held < self.quantity and not ctx.open_orders():
+                    ctx.buy(self.quantity - held)
+            elif not held and not ctx.open_orders():
                 ctx.buy(self.quantity)
         elif prev >= 0 > diff:
             ctx = self._ctx
             held = ctx.position()
-            if held > 0:
+            if self.allow_short:
+                if held > -self.quantity and not ctx.open_orders():
+                    ctx.sell(held + self.quantity)
+            elif held > 0:
                 ctx.sell(held)
 
 
