@@ -154,10 +154,12 @@ class SimulatedBroker:
         resting = self.resting(instrument.symbol)
         if not resting:
             return
-        batch = [item for item in resting if item is not _WATCH]
+        batch = resting[:]
         resting.clear()
         waiting = []
         for item in batch:
+            if item is _WATCH:
+                continue  # re-added below while a perpetual position is open
             order, limit, stop = item
             side = order.intent.side
             if limit < 0 and stop < 0:  # market: the open, as a taker

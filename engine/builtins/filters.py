@@ -98,7 +98,7 @@ def min_volume(config: MinVolumeConfig) -> Check:
     """Rolling volume over ``window`` bars."""
 
     def check(intent: OrderIntent, ctx: Any) -> Deny | None:
-        volume = float(ctx.history(intent.instrument, "volume", config.window).sum())
+        volume = ctx.window_sum(intent.instrument, "volume", config.window)
         if volume < config.min_volume:
             return Deny(
                 "low_volume", f"volume {volume:g} over {config.window} bars < {config.min_volume:g}"
@@ -242,7 +242,16 @@ def trading_hours(config: TradingHoursConfig) -> Check:
     spans = [_session(s) for s in config.sessions]
     days = {_DAYS.index(d) for d in config.days}
 
+    cache = [-1, False]  # (minute, open?): one calendar lookup per minute
+
     def open_at(ts: int) -> bool:
+        minute_of_epoch = ts // 60_000_000_000
+        if minute_of_epoch == cache[0]:
+            return bool(cache[1])
+        cache[0], cache[1] = minute_of_epoch, _open_at(ts)
+        return bool(cache[1])
+
+    def _open_at(ts: int) -> bool:
         moment = datetime.fromtimestamp(ts / 1e9, UTC)
         minute = moment.hour * 60 + moment.minute
         day = moment.weekday()

@@ -78,13 +78,18 @@ class MaxPositionConfig:
 def max_position(config: MaxPositionConfig) -> Check:
     """Position limit per instrument."""
 
+    limit = config.limit
+
     def check(intent: OrderIntent, ctx: Any) -> Deny | Reduce | None:
         symbol = intent.instrument
         if config.instrument is not None and symbol != config.instrument:
             return None
         current = ctx.position(symbol) + ctx.reserved(symbol)
-        direction = 1 if intent.side is Side.BUY else -1
-        room = _capacity(current, direction, config.limit)
+        buy = intent.side is Side.BUY
+        after = current + intent.quantity if buy else current - intent.quantity
+        if -limit <= after <= limit:  # the common case: well within the limit
+            return None
+        room = _capacity(current, 1 if buy else -1, limit)
         return _fit(intent, room, ctx, "limit", f"position limit {config.limit} (now {current})")
 
     return check
@@ -175,6 +180,8 @@ def max_order_notional(config: MaxOrderNotionalConfig) -> Check:
         if price is None:
             return Deny("no_price", "no price to value the order")
         unit = price * ctx.instrument(intent.instrument).multiplier
+        if intent.quantity * unit <= config.limit:  # no division in the common case
+            return None
         return _fit(
             intent, config.limit / unit, ctx, "limit", f"order notional above {config.limit}"
         )
@@ -310,7 +317,7 @@ def max_open_orders(config: MaxOpenOrdersConfig) -> Check:
     """Open order count."""
 
     def check(intent: OrderIntent, ctx: Any) -> Deny | None:
-        count = len(ctx.open_orders())
+        count = ctx.open_order_count()
         if count >= config.limit:
             return Deny("too_many", f"{count} orders open (max {config.limit})")
         return None

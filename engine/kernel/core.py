@@ -107,6 +107,7 @@ class Stream:
     in place, one bar at a time."""
 
     __slots__ = (
+        "_cumsums",
         "close",
         "extra",
         "high",
@@ -132,6 +133,7 @@ class Stream:
         self.close: list[int] = []
         self.volume: list[float] = []
         self.extra: dict[str, list[float]] = {}
+        self._cumsums: dict[str, np.ndarray[Any, Any]] = {}
 
     def columns(self) -> tuple[list[int], list[int], list[int], list[int], list[int], list[float]]:
         """The growing history lists (paper/live), in runner order."""
@@ -163,6 +165,24 @@ class Stream:
             return np.empty(0) if values is None else values[lo : i + 1]
         listed = getattr(self, column) if column in _BAR_COLUMNS else self.extra.get(column)
         return np.empty(0) if listed is None else np.asarray(listed[lo : i + 1])
+
+    def window_sum(self, column: str, n: int) -> float:
+        """Sum of the last ``n`` values of ``column`` up to the current bar: O(1) in a
+        backtest (a cumulative sum computed once per column)."""
+        i = self.view.index
+        if i < 0:
+            return 0.0
+        if self.series is None:
+            return float(sum(self.history(column, n).tolist()))
+        cums = self._cumsums.get(column)
+        if cums is None:
+            values = (
+                getattr(self.series, column)
+                if column in _BAR_COLUMNS
+                else self.series.extra[column]
+            )
+            cums = self._cumsums[column] = np.cumsum(values, dtype=np.float64)
+        return float(cums[i] - (cums[i - n] if i >= n else 0.0))
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -218,6 +238,8 @@ class Kernel(KernelQueries):
         self._order_listeners: dict[str, Callable[[Order], Any]] = {}
         self._spawn: Callable[[Any], None] | None = None
         self._submitted: list[int] = []
+        #: every open order (usually a handful: checks scan it when they ask)
+        self._open: dict[str, Order] = {}
         self.strategy_positions: dict[tuple[str, str], Decimal] = {}
         self.trading = TradingStateMachine(resume_after_ns)
         self.alerts: list[Alert] = []
@@ -350,7 +372,9 @@ class Kernel(KernelQueries):
         column = self.column(symbol, "funding_rate")
         rate = inst.funding_rate if column is None else Decimal(repr(column))
         amount = self.portfolio.apply_funding(symbol, mark, rate)
-        self.funding_payments.append(FundingPayment(self.now, symbol, held, mark, rate, amount))
+        self.funding_payments.append(
+            FundingPayment(self._clock.ts, symbol, held, mark, rate, amount)
+        )
 
     def _evaluate_runtime(self, now: int) -> None:
         for check in self._runtime:
@@ -405,13 +429,15 @@ class Kernel(KernelQueries):
 
     def set_trading_state(self, state: TradingState, reason: str, source: str = "operator") -> None:
         """Set the trading state now, without hysteresis (a manual kill switch)."""
-        change = self.trading.force(state, self.now, reason, source)
+        change = self.trading.force(state, self._clock.ts, reason, source)
         if change is not None:
             self._announce(change)
 
     def alert(self, severity: Severity, title: str, message: str = "", source: str = "") -> None:
         """Record an alert and deliver it to every alert sink (sinks fail open)."""
-        alert = Alert(ts=self.now, severity=severity, title=title, message=message, source=source)
+        alert = Alert(
+            ts=self._clock.ts, severity=severity, title=title, message=message, source=source
+        )
         self.alerts.append(alert)
         for name, deliver in self._alert_sinks:
             try:
@@ -447,18 +473,23 @@ class Kernel(KernelQueries):
 
     def _transition(self, order: Order, state: OrderState, reason: str = "") -> bool:
         try:
-            order.transition(state, self.now, reason)
+            order.transition(state, self._clock.ts, reason)
         except IllegalTransition as exc:
             self._illegal(order, exc)
             return False
         counts = self.order_counts
         counts[state] = counts.get(state, 0) + 1
         if state in TERMINAL_ORDER_STATES:
-            self._open_by_strategy.get(order.intent.strategy, {}).pop(order.client_id, None)
+            self._close(order)
         listener = self._order_listeners.get(order.intent.strategy)
         if listener is not None:
             listener(order)
         return True
+
+    def _close(self, order: Order) -> None:
+        """An order reached a terminal state: it is no longer open."""
+        if self._open.pop(order.client_id, None) is not None:
+            self._open_by_strategy.get(order.intent.strategy, {}).pop(order.client_id, None)
 
     def _illegal(self, order: Order, exc: IllegalTransition) -> None:
         """Illegal transitions raise in strict mode (tests), else are logged and counted."""
@@ -468,7 +499,7 @@ class Kernel(KernelQueries):
         logger.error("order {}: {}", order.client_id, exc)
 
     def _deny(self, intent: OrderIntent, client_id: str, denial: Denial) -> None:
-        order = Order(client_id, intent, self.now)
+        order = Order(client_id, intent, self._clock.ts)
         self.orders[client_id] = order
         self._transition(order, OrderState.DENIED, denial.reason)
 
@@ -478,7 +509,7 @@ class Kernel(KernelQueries):
             return None
         last = self.trading.history[-1].reason if self.trading.history else ""
         denial = Denial(
-            ts=self.now,
+            ts=self._clock.ts,
             client_id=client_id,
             strategy=intent.strategy,
             instrument=intent.instrument,
@@ -516,9 +547,10 @@ class Kernel(KernelQueries):
                     self._deny(intent, client_id, decided)
                     return None
                 intent = decided
-        order = Order(client_id, intent, self.now)
+        order = Order(client_id, intent, self._clock.ts)
         self.orders[client_id] = order
         self._open_by_strategy.setdefault(key, {})[client_id] = order
+        self._open[client_id] = order
         self._submitted.append(self._clock.ts)
         self._transition(order, OrderState.SUBMITTED)
         result = self._broker_submit(order)
@@ -588,7 +620,7 @@ class Kernel(KernelQueries):
             quantity,
             price,
             fee,
-            self.now,
+            self._clock.ts,
         )
         self.fills.append(fill)
         self.portfolio.apply_fill(fill)
@@ -596,13 +628,13 @@ class Kernel(KernelQueries):
         signed = quantity if intent.side is Side.BUY else -quantity
         self.strategy_positions[key] = self.strategy_positions.get(key, ZERO) + signed
         try:
-            order.record_fill(quantity, price, self.now)
+            order.record_fill(quantity, price, self._clock.ts)
         except IllegalTransition as exc:
             self._illegal(order, exc)
         else:
             self.order_counts[order.state] += 1
             if not order.is_open:
-                self._open_by_strategy.get(intent.strategy, {}).pop(client_id, None)
+                self._close(order)
             on_order = self._order_listeners.get(intent.strategy)
             if on_order is not None:
                 on_order(order)
@@ -625,14 +657,17 @@ class Kernel(KernelQueries):
             intent = OrderIntent(sid, symbol, side, qty, reduce_only=True, tag="liquidation")
             seq = self._seq[sid] = self._seq.get(sid, 0) + 1
             client_id = f"{sid}-{symbol}-{seq}"
-            order = Order(client_id, intent, self.now)
+            order = Order(client_id, intent, self._clock.ts)
             self.orders[client_id] = order
             self._open_by_strategy.setdefault(sid, {})[client_id] = order
+            self._open[client_id] = order
             self._transition(order, OrderState.SUBMITTED, "liquidation")
             self._transition(order, OrderState.ACCEPTED, "liquidation")
             self.order_filled(client_id, qty, price, fee * qty / abs(held))
         self.liquidations.append(
-            Liquidation(self.now, symbol, side.value, abs(held), price, fee, liquidation_price)
+            Liquidation(
+                self._clock.ts, symbol, side.value, abs(held), price, fee, liquidation_price
+            )
         )
         self.alert(
             Severity.CRITICAL,

@@ -37,6 +37,8 @@ class KernelQueries:
     trading: TradingStateMachine
     _open_by_strategy: dict[str, dict[str, Order]]
     _submitted: list[int]
+    _open: dict[str, Order]
+    _clock: BarView
     strategy_positions: dict[tuple[str, str], Decimal]
 
     @property
@@ -48,6 +50,8 @@ class KernelQueries:
         self.peak_equity: Decimal | None = None
         self._day = -1
         self.day_start_equity = ZERO
+        self._equity_key: tuple[int, int, int] = (0, -1, -1)
+        self._equity = ZERO
 
     # -- market -----------------------------------------------------------------------
 
@@ -78,6 +82,11 @@ class KernelQueries:
         start): prices in ticks, ``volume``, or an optional column."""
         return self.streams[symbol].history(column, n)
 
+    def window_sum(self, symbol: str, column: str, n: int) -> float:
+        """Sum of the last ``n`` values of ``column`` (``volume``, a price column in
+        ticks, or an optional column) up to the current bar; O(1) in a backtest."""
+        return self.streams[symbol].window_sum(column, n)
+
     def column(self, symbol: str, name: str) -> float | None:
         """The current bar's value of an optional column (``bid``, ``ask``,
         ``bid_size``, ``ask_size``, ``funding_rate``); ``None`` if the feed has none."""
@@ -96,23 +105,31 @@ class KernelQueries:
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Orders not yet terminal, optionally for one instrument."""
-        out = [o for d in self._open_by_strategy.values() for o in d.values()]
+        out = list(self._open.values())
         return out if symbol is None else [o for o in out if o.intent.instrument == symbol]
+
+    def open_order_count(self) -> int:
+        """How many orders are open (all strategies and instruments)."""
+        return len(self._open)
 
     def reserved(self, symbol: str, strategy: str | None = None) -> Decimal:
         """Signed quantity still to fill on open orders (all strategies or one)."""
         total = ZERO
-        for sid, orders in self._open_by_strategy.items():
-            if strategy is not None and sid != strategy:
-                continue
-            for o in orders.values():
-                if o.intent.instrument == symbol:
-                    total += o.remaining if o.intent.side is Side.BUY else -o.remaining
+        for o in self._open.values():
+            intent = o.intent
+            if intent.instrument == symbol and (strategy is None or intent.strategy == strategy):
+                total += o.remaining if intent.side is Side.BUY else -o.remaining
         return total
 
     def equity(self) -> Decimal:
-        """Equity at the last closes; also a sample for drawdown and daily PnL."""
+        """Equity at the last closes; also a sample for drawdown and daily PnL.
+        Computed once per event and account change (checks of one intent share it)."""
+        clock = self._clock
+        key = (id(clock), clock.index, self.portfolio.version)
+        if key == self._equity_key:
+            return self._equity
         value = self.portfolio.equity(self.marks())
+        self._equity_key, self._equity = key, value
         if self.peak_equity is None or value > self.peak_equity:
             self.peak_equity = value
         day = self.now // DAY_NS
