@@ -19,6 +19,7 @@ import math
 import os
 import re
 import tomllib
+import types
 import typing
 from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
@@ -279,6 +280,19 @@ def _problems_from(exc: Exception, path: str, cls: type) -> list[Problem]:
     return problems
 
 
+_ARRAYS = (tuple, list, set, frozenset)
+
+
+def _is_array_type(tp: Any) -> bool:
+    """True for tuple/list/set types, also inside ``X | None``."""
+    if typing.get_origin(tp) in _ARRAYS or tp in _ARRAYS:
+        return True
+    args = typing.get_args(tp)
+    return typing.get_origin(tp) in (typing.Union, types.UnionType) and any(
+        _is_array_type(a) for a in args if a is not type(None)
+    )
+
+
 def _validator_problems(raw: Any, cls: Any, path: str) -> list[Problem]:
     """Run each field's validator on the values that structure, so a negative
     window is reported even when a sibling key is misspelt."""
@@ -293,6 +307,10 @@ def _validator_problems(raw: Any, cls: Any, path: str) -> list[Problem]:
         tp = hints.get(a.name, a.type)
         value = raw[key]
         sub = f"{path}.{key}"
+        if isinstance(value, str) and _is_array_type(tp):
+            # cattrs would split the string into characters
+            problems.append(Problem(sub, f"expected an array, got a string ({value!r})"))
+            continue
         if attrs.has(tp):
             problems += _validator_problems(value, tp, sub)
             continue

@@ -14,12 +14,21 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 
-from engine import Deny, Filter, OrderIntent, Side, hookimpl, interval, parse_interval, positive
+from engine import (
+    Deny,
+    Filter,
+    OrderIntent,
+    Side,
+    between,
+    hookimpl,
+    interval,
+    parse_interval,
+    positive,
+)
 
 Check = Callable[[OrderIntent, Any], Deny | None]
 BPS = 10_000.0
@@ -152,14 +161,8 @@ class RsiBandConfig:
     of gains and losses over ``period`` bars."""
 
     period: int = attrs.field(default=14, validator=positive)
-    max_buy: float = attrs.field(default=70.0)
-    min_sell: float = attrs.field(default=30.0)
-
-    def __attrs_post_init__(self) -> None:
-        for name in ("max_buy", "min_sell"):
-            value = getattr(self, name)
-            if not 0 <= value <= 100:
-                raise ValueError(f"{name} must be between 0 and 100, got {value}")
+    max_buy: float = attrs.field(default=70.0, validator=between(0, 100))
+    min_sell: float = attrs.field(default=30.0, validator=between(0, 100))
 
 
 def rsi(closes: list[int]) -> float | None:
@@ -183,7 +186,8 @@ def rsi_band(config: RsiBandConfig) -> Check:
     def check(intent: OrderIntent, ctx: Any) -> Deny | None:
         closes = ctx.history(intent.instrument, "close", config.period + 1).tolist()
         if len(closes) < config.period + 1:
-            return Deny("warming_up", f"{len(closes) - 1} of {config.period} changes seen")
+            seen = max(0, len(closes) - 1)
+            return Deny("warming_up", f"{seen} of {config.period} price changes seen")
         value = rsi(closes)
         assert value is not None
         if intent.side is Side.BUY and value > config.max_buy:
@@ -207,7 +211,10 @@ def _session(text: str) -> tuple[int, int]:
         minutes = []
         for part in (start, end):
             hh, mm = part.strip().split(":")
-            if not (0 <= int(hh) <= 24 and 0 <= int(mm) < 60):
+            if (
+                not (0 <= int(hh) <= 23 or (int(hh) == 24 and int(mm) == 0))
+                or not 0 <= int(mm) < 60
+            ):
                 raise ValueError
             minutes.append(int(hh) * 60 + int(mm))
     except ValueError:
@@ -242,26 +249,25 @@ def trading_hours(config: TradingHoursConfig) -> Check:
     spans = [_session(s) for s in config.sessions]
     days = {_DAYS.index(d) for d in config.days}
 
-    cache = [-1, False]  # (minute, open?): one calendar lookup per minute
+    cache = [-1, False]  # (minute since the epoch, open?): one lookup per minute
 
     def open_at(ts: int) -> bool:
-        minute_of_epoch = ts // 60_000_000_000
-        if minute_of_epoch == cache[0]:
-            return bool(cache[1])
-        cache[0], cache[1] = minute_of_epoch, _open_at(ts)
+        minute = ts // 60_000_000_000  # integer arithmetic: floored, never rounded
+        if minute != cache[0]:
+            of_day = minute % 1440
+            day = (minute // 1440 + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
+            is_open = False
+            for start, end in spans:
+                if start <= end:
+                    is_open = day in days and start <= of_day < end
+                else:  # crosses midnight: belongs to the day it starts on
+                    is_open = (day in days and of_day >= start) or (
+                        (day - 1) % 7 in days and of_day < end
+                    )
+                if is_open:
+                    break
+            cache[0], cache[1] = minute, is_open
         return bool(cache[1])
-
-    def _open_at(ts: int) -> bool:
-        moment = datetime.fromtimestamp(ts / 1e9, UTC)
-        minute = moment.hour * 60 + moment.minute
-        day = moment.weekday()
-        for start, end in spans:
-            if start <= end:
-                if day in days and start <= minute < end:
-                    return True
-            elif (day in days and minute >= start) or ((day - 1) % 7 in days and minute < end):
-                return True
-        return False
 
     def check(intent: OrderIntent, ctx: Any) -> Deny | None:
         if not open_at(ctx.now):
@@ -285,7 +291,9 @@ def stale_data(config: StaleDataConfig) -> Check:
 
     def check(intent: OrderIntent, ctx: Any) -> Deny | None:
         bar = ctx.bar(intent.instrument)
-        age = ctx.now - bar.ts if bar.index >= 0 else limit + 1
+        if bar.index < 0:
+            return Deny("stale", "no bar seen yet")
+        age = ctx.now - bar.ts
         if age > limit:
             return Deny("stale", f"last bar is {age / 1e9:.0f}s old (max {config.max_age})")
         return None

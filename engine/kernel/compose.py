@@ -33,6 +33,11 @@ def all_of(children: Sequence[tuple[str, Check]]) -> Check:
             if decision is None or type(decision) is Allow:
                 continue
             if type(decision) is Reduce:
+                if not 0 < decision.quantity < intent.quantity:
+                    return Deny(
+                        f"{name}.bad_reduce",
+                        f"reduce to {decision.quantity} is not between 0 and {intent.quantity}",
+                    )
                 reduced = _named(name, decision)  # type: ignore[assignment]
                 intent = attrs.evolve(intent, quantity=decision.quantity)
                 continue
