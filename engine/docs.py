@@ -9,13 +9,72 @@ from __future__ import annotations
 
 import inspect
 import sys
+import typing
 from pathlib import Path
+from typing import Any
 
+import attrs
 import click
 
 from engine import hookspecs
 
-__all__ = ["cli_page", "hooks_page", "main"]
+__all__ = ["cli_page", "components_page", "hooks_page", "main"]
+
+#: Record hooks whose records are configured as components, with their config section.
+_CONFIGURED = {
+    "engine_feeds": "[feed]",
+    "engine_brokers": "[broker]",
+    "engine_strategies": "[[strategies]]",
+    "engine_filters": "[[filters]]",
+    "engine_validation_rules": "[[validation_rules]]",
+    "engine_guards": "[[guards]]",
+    "engine_runtime_guards": "[[runtime_guards]]",
+    "engine_alert_sinks": "[[alert_sinks]]",
+}
+
+
+def _default(a: attrs.Attribute[Any]) -> str:
+    if a.default is attrs.NOTHING:
+        return "required"
+    factory = getattr(a.default, "factory", None)
+    if factory is not None:
+        return f"`{factory()!r}`"
+    return f"`{a.default!r}`"
+
+
+def components_page() -> str:
+    """Markdown for every built-in component: section, options (from the attrs
+    config classes), types, defaults and documentation."""
+    from engine.plugins import PluginManager, PluginSettings
+
+    pm = PluginManager(PluginSettings(builtin_only=True))
+    lines = [
+        "# Built-in components",
+        "",
+        "Generated from the built-in plugins' records and config classes by",
+        "`python -m engine.docs`; do not edit. A component is chosen in the config by",
+        '`type = "name"`; its options are the other keys of its table.',
+    ]
+    for hook, section in _CONFIGURED.items():
+        records = pm.collect(hook)
+        if not records:
+            continue
+        lines += ["", f"## {section}"]
+        for r in records:
+            lines += ["", f"### `{r.name}` ({r.plugin})", ""]
+            doc = inspect.getdoc(r.config_type) if r.config_type else None
+            text = [t for t in (r.description, doc or inspect.getdoc(r.factory)) if t]
+            lines.append("\n\n".join(dict.fromkeys(text)))
+            if r.config_type is None:
+                lines += ["", "No options."]
+                continue
+            hints = typing.get_type_hints(r.config_type)
+            lines += ["", "| option | type | default |", "|---|---|---|"]
+            for a in attrs.fields(r.config_type):
+                kind = str(hints.get(a.name, a.type)).replace("typing.", "").replace("decimal.", "")
+                kind = kind.replace("<class '", "").replace("'>", "").replace("|", "or")
+                lines.append(f"| `{a.name}` | {kind} | {_default(a)} |")
+    return "\n".join(lines) + "\n"
 
 
 def hooks_page() -> str:
@@ -90,7 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     """Write (or with ``--check``, verify) the generated pages under ``docs/``."""
     args = sys.argv[1:] if argv is None else argv
     docs = Path(args[args.index("--docs") + 1]) if "--docs" in args else Path("docs")
-    pages = {docs / "hooks.md": hooks_page(), docs / "cli.md": cli_page()}
+    pages = {
+        docs / "hooks.md": hooks_page(),
+        docs / "cli.md": cli_page(),
+        docs / "components.md": components_page(),
+    }
     stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
     if "--check" in args:
         for p in stale:

@@ -219,7 +219,9 @@ def test_dump_keeps_strategy_ids_and_instruments(base_config: dict[str, Any]) ->
 
 
 def test_perpetual_margins_are_checked(base_config: dict[str, Any]) -> None:
-    base_config["instruments"][0].update(kind="perpetual", initial_margin="0.05", maintenance_margin="0.1")
+    base_config["instruments"][0].update(
+        kind="perpetual", initial_margin="0.05", maintenance_margin="0.1"
+    )
     assert problems(base_config) == [
         "config.instruments[0]: a perpetual needs 0 < maintenance_margin (0.1) < initial_margin (0.05)"
     ]

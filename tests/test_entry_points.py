@@ -19,7 +19,11 @@ ENGINE = str(Path(sys.executable).with_name("engine"))
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pip install the tiny and the broken plugin packages into a private folder."""
     target = tmp_path_factory.mktemp("site")
-    for package in ("tiny_plugin", "broken_plugin"):
+    for package in (
+        DATA / "tiny_plugin",
+        DATA / "broken_plugin",
+        ROOT / "examples" / "guard-plugin",
+    ):
         subprocess.run(
             [
                 sys.executable,
@@ -31,7 +35,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 "--no-build-isolation",
                 "--target",
                 str(target),
-                str(DATA / package),
+                str(package),
             ],
             check=True,
             capture_output=True,
@@ -93,3 +97,43 @@ def test_no_plugins_leaves_third_party_plugins_out(site: Path, tmp_path: Path) -
     proc = engine(site, "--no-plugins", "config", "check", str(config(tmp_path)))
     assert proc.returncode == 2
     assert "unknown strategy type 'tiny_buy_hold'" in proc.stderr
+
+
+def test_the_example_guard_plugin_installs_and_guards(site: Path, tmp_path: Path) -> None:
+    infos = {i["name"]: i for i in json.loads(engine(site, "plugins", "--json").stdout)}
+    assert infos["max_loss"]["distribution"] == "engine-plugin-max-loss"
+    assert infos["max_loss"]["hooks"] == ["engine_guards"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        config(tmp_path).read_text() + '[[guards]]\ntype = "max_loss_per_trade"\nlimit = "-1"\n'
+    )
+    proc = engine(site, "config", "check", str(bad))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == "config.guards[0].limit: must be > 0, got -1"
+    script = (
+        "from decimal import Decimal as D\n"
+        "from engine import Instrument, OrderIntent, Side, Reduce\n"
+        "from engine_plugin_max_loss import MaxLossConfig, max_loss_per_trade\n"
+        "check = max_loss_per_trade(MaxLossConfig(limit=D('250')))\n"
+        "class Ctx:\n"
+        "    def last_price(self, s): return D('100')\n"
+        "    def instrument(self, s): return Instrument('X', D('0.01'), D('0.1'))\n"
+        "big = OrderIntent('s', 'X', Side.BUY, D('60'), stop_price=D('95'))\n"
+        "print(check(big, Ctx()))\n"
+        "print(check(OrderIntent('s', 'X', Side.BUY, D('60')), Ctx()))\n"
+        "print(check(OrderIntent('s', 'X', Side.BUY, D('1'), stop_price=D('-5000')), Ctx()))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        check=True,
+    ).stdout.splitlines()
+    # 60 units risk 60 * 5 = 300 > 250: reduced to 250 / 5 = 50 (whole lots of 0.1)
+    assert (
+        out[0]
+        == "Reduce(quantity=Decimal('50.0'), reason='too_risky', message='60 would risk more than 250')"
+    )
+    assert out[1] == "None"
+    assert out[2].startswith("Deny(reason='too_risky'")

@@ -9,7 +9,7 @@ never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
@@ -17,6 +17,7 @@ import attrs
 from attrs import frozen
 from loguru import logger
 
+from engine.kernel.context import BarView
 from engine.model import Instrument, Order, OrderIntent, Portfolio
 from engine.records import Allow, Deny, Reduce
 
@@ -53,6 +54,73 @@ class PipelineContext(Protocol):
 
     def open_orders(self, symbol: str | None = None) -> list[Order]:
         """Orders not yet in a terminal state."""
+        ...
+
+    @property
+    def instruments(self) -> Mapping[str, Instrument]:
+        """Every configured instrument by symbol."""
+        ...
+
+    def bar(self, symbol: str) -> BarView:
+        """The current bar of ``symbol`` (prices in ticks)."""
+        ...
+
+    def history(self, symbol: str, column: str, n: int) -> Any:
+        """The last ``n`` values of a column up to the current bar (numpy array)."""
+        ...
+
+    def window_sum(self, symbol: str, column: str, n: int) -> float:
+        """Sum of the last ``n`` values of a column (O(1) in a backtest)."""
+        ...
+
+    def column(self, symbol: str, name: str) -> float | None:
+        """The current value of an optional column (``bid``, ``ask``...)."""
+        ...
+
+    def strategy_position(self, strategy: str, symbol: str) -> Decimal:
+        """One strategy's signed position."""
+        ...
+
+    def reserved(self, symbol: str, strategy: str | None = None) -> Decimal:
+        """Signed quantity open orders still reserve."""
+        ...
+
+    def open_order_count(self) -> int:
+        """How many orders are open."""
+        ...
+
+    def orders_since(self, ts: int) -> int:
+        """Orders sent to the broker at or after ``ts``."""
+        ...
+
+    def equity(self) -> Decimal:
+        """Equity at the last closes (a sample for drawdown and daily PnL)."""
+        ...
+
+    def drawdown(self) -> float:
+        """Fraction below the sampled equity peak."""
+        ...
+
+    def daily_pnl(self) -> Decimal:
+        """Equity minus the first sample of the UTC day."""
+        ...
+
+    def exposure(self, strategy: str | None = None) -> tuple[Decimal, Decimal]:
+        """(gross, net) notional, open orders reserved."""
+        ...
+
+    def margin_ratio(self) -> Decimal:
+        """Maintenance margin over equity."""
+        ...
+
+    def liquidation_price(
+        self, symbol: str, add: tuple[Decimal, Decimal] | None = None
+    ) -> Decimal | None:
+        """Liquidation price of the position (after a hypothetical fill with ``add``)."""
+        ...
+
+    def is_reducing(self, intent: OrderIntent) -> bool:
+        """True when the intent only reduces the account's position."""
         ...
 
 
