@@ -328,7 +328,9 @@ def _validator_problems(raw: Any, cls: Any, path: str) -> list[Problem]:
         try:
             a.validator(None, a, structured)
         except (ValueError, TypeError) as exc:
-            problems.append(Problem(sub, str(exc)))
+            # attrs' own validators carry (message, attribute, ...) in their args
+            text = exc.args[0] if len(exc.args) > 1 and isinstance(exc.args[0], str) else str(exc)
+            problems.append(Problem(sub, text))
     return problems
 
 

@@ -83,6 +83,8 @@ def max_position(config: MaxPositionConfig) -> Check:
     def check(intent: OrderIntent, ctx: Any) -> Deny | Reduce | None:
         symbol = intent.instrument
         if config.instrument is not None and symbol != config.instrument:
+            if config.instrument not in ctx.instruments:  # a typo must not turn it off
+                return Deny("unknown_instrument", f"no instrument {config.instrument!r}")
             return None
         current = ctx.position(symbol) + ctx.reserved(symbol)
         buy = intent.side is Side.BUY
@@ -119,21 +121,34 @@ def _exposure_room(
     max_net: Decimal | None,
     strategy: str | None = None,
 ) -> tuple[Decimal, str]:
-    """Quantity of the intent that keeps gross and net exposure within limits."""
-    price = order_price(intent, ctx)
-    if price is None:
+    """The largest quantity of the intent that keeps gross and net exposure within
+    the limits, or that does not increase them (an order may close a position and
+    open the other side: gross exposure falls, then rises)."""
+    symbol = intent.instrument
+    mark = ctx.last_price(symbol)
+    if mark is None:
         return ZERO, "no price to value the order"
-    unit = price * ctx.instrument(intent.instrument).multiplier
+    unit = mark * ctx.instrument(symbol).multiplier
+    held = ctx.position(symbol) if strategy is None else ctx.strategy_position(strategy, symbol)
+    x = held + ctx.reserved(symbol, strategy)  # position if every open order fills
+    direction = 1 if intent.side is Side.BUY else -1
     gross, net = _exposures(ctx, None, strategy)
-    after_gross, after_net = _exposures(ctx, (intent.instrument, _signed(intent)), strategy)
     room = intent.quantity
     why = ""
-    if max_gross is not None and after_gross > max_gross and after_gross > gross:
-        room = min(room, (max_gross - gross) / unit)
-        why = f"gross exposure {after_gross:.2f} > {max_gross}"
-    if max_net is not None and abs(after_net) > max_net and abs(after_net) > abs(net):
-        room = min(room, (max_net - abs(net)) / unit)
-        why = f"net exposure {after_net:.2f} beyond +/-{max_net}"
+    if max_gross is not None:
+        other = gross - max(abs(x), abs(held)) * unit
+        bound = max((max_gross - other) / unit, abs(x), abs(held))
+        fits = _capacity(x, direction, bound)
+        if fits < room:
+            after = other + max(abs(x + direction * intent.quantity), abs(held)) * unit
+            room, why = fits, f"gross exposure {after:.2f} > {max_gross}"
+    if max_net is not None:
+        other = net - x * unit
+        bound = max(max_net, abs(net)) / unit
+        fits = (bound - other / unit) - x if direction > 0 else x + bound + other / unit
+        if fits < room:
+            after = other + (x + direction * intent.quantity) * unit
+            room, why = fits, f"net exposure {after:.2f} beyond +/-{max_net}"
     return room, why
 
 
@@ -265,7 +280,7 @@ class MaxDrawdownConfig:
     """``max_drawdown``: once sampled equity is ``limit`` (a fraction) below its peak,
     only exposure-reducing intents pass."""
 
-    limit: float = attrs.field(validator=between(0.0, 1.0))
+    limit: float = attrs.field(validator=[positive, between(0.0, 1.0)])
 
 
 def max_drawdown(config: MaxDrawdownConfig) -> Check:

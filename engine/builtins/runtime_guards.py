@@ -103,7 +103,9 @@ def stale_data(config: StaleDataConfig) -> Evaluate:
         now = time.time_ns() if config.wall_clock else ctx.now
         for symbol in ctx.instruments:
             bar = ctx.bar(symbol)
-            age = now - bar.ts if bar.index >= 0 else limit + 1
+            if bar.index < 0:
+                return RuntimeDecision("halted", "stale", f"{symbol}: no bar yet")
+            age = now - bar.ts
             if age > limit:
                 return RuntimeDecision(
                     "halted", "stale", f"{symbol}: last bar {age / 1e9:.0f}s old"

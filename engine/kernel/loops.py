@@ -38,10 +38,13 @@ def _run_until_due(kernel: Kernel, run: Any, ts: Any, start: int, stop: int, off
     pausing after each row at or past ``kernel.next_due`` to call
     ``kernel.on_time()``. Costs nothing per bar when nothing is scheduled."""
     while start < stop:
-        k = start + int(np.searchsorted(ts[start:stop], kernel.next_due, side="left"))
-        if k >= stop:
+        window = ts[start:stop]
+        k = int(np.searchsorted(window, kernel.next_due, side="left"))
+        if k >= stop - start:
             run(start - offset, stop - offset)
             return
+        # every event stamped like the due one runs first (other instruments' bars)
+        k = start + int(np.searchsorted(window, window[k], side="right")) - 1
         run(start - offset, k + 1 - offset)
         kernel.on_time()
         start = k + 1
@@ -94,8 +97,11 @@ def backtest_chunks(
     order = np.lexsort((slot, ts))
     slots, indices, merged_ts = slot[order], index[order], ts[order]
     n = len(order)
-    for start in range(0, n, chunk):
+    start = 0
+    while start < n:
         stop = min(start + chunk, n)
+        if stop < n:  # never split events that share a timestamp across chunks
+            stop = int(np.searchsorted(merged_ts, merged_ts[stop - 1], side="right"))
         cs, ci = slots[start:stop], indices[start:stop]
         runners: list[Any] = []
         lows: list[int] = []
@@ -110,6 +116,7 @@ def backtest_chunks(
         if stop - reported >= REPORT_EVERY or stop == n:
             reported = stop
             yield stop
+        start = stop
 
 
 async def _as_async(

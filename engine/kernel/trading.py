@@ -63,14 +63,21 @@ class TradingStateMachine:
         self.resume_after_ns = resume_after_ns
         self.state = TradingState.ACTIVE
         self.history: list[StateChange] = []
-        self._calm_since: int | None = None
+        #: for each state less severe than the current one: since when it (or a still
+        #: less severe one) has been asked for without interruption
+        self._calm_since: dict[TradingState, int] = {}
 
     def _move(self, state: TradingState, ts: int, reason: str, source: str) -> StateChange:
         TRADING_TRANSITIONS.check(self.state, state)
         change = StateChange(ts, self.state, state, reason, source)
         self.state = state
         self.history.append(change)
-        self._calm_since = None
+        if state.severity > change.previous.severity:
+            self._calm_since.clear()  # worse again: every wait starts over
+        else:  # calm periods of states less severe than the new one go on counting
+            self._calm_since = {
+                s: t for s, t in self._calm_since.items() if s.severity < state.severity
+            }
         return change
 
     def request(
@@ -79,14 +86,18 @@ class TradingStateMachine:
         """Ask for ``desired`` at time ``ts``; returns the change made, if any."""
         if desired.severity > self.state.severity:
             return self._move(desired, ts, reason, source)
-        if desired is self.state:
-            self._calm_since = None
+        for state in TradingState:
+            if state.severity >= self.state.severity:
+                continue
+            if desired.severity <= state.severity:
+                self._calm_since.setdefault(state, ts)
+            else:
+                self._calm_since.pop(state, None)
+        ready = [s for s, since in self._calm_since.items() if ts - since >= self.resume_after_ns]
+        if not ready:
             return None
-        if self._calm_since is None:
-            self._calm_since = ts
-        if ts - self._calm_since >= self.resume_after_ns:
-            return self._move(desired, ts, reason, source)
-        return None
+        target = min(ready, key=lambda s: s.severity)  # the least severe that has waited
+        return self._move(target, ts, reason, source)
 
     def force(self, state: TradingState, ts: int, reason: str, source: str) -> StateChange | None:
         """Set the state now, without hysteresis (a manual kill switch, an operator)."""
