@@ -128,11 +128,17 @@ class KernelQueries:
         key = (id(clock), clock.index, self.portfolio.version)
         if key == self._equity_key:
             return self._equity
-        value = self.portfolio.equity(self.marks())
+        portfolio = self.portfolio
+        held = {s: p for s, p in portfolio.positions.items() if p.quantity}
+        if held:  # marks only for what is held: when flat, equity is the cash
+            marks = {s: self.instruments[s].price(self.streams[s].view.close) for s in held}
+            value = portfolio.cash + portfolio.position_value(marks)
+        else:
+            value = portfolio.cash
         self._equity_key, self._equity = key, value
         if self.peak_equity is None or value > self.peak_equity:
             self.peak_equity = value
-        day = self.now // DAY_NS
+        day = clock.ts // DAY_NS
         if day != self._day:
             self._day = day
             self.day_start_equity = value
