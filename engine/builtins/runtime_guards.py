@@ -33,9 +33,8 @@ def _optional_fraction(_inst: object, _attr: object, value: float | None) -> Non
 
 
 @attrs.frozen
-class DrawdownConfig:
-    """``drawdown``: REDUCING from ``reduce_at``, HALTED from ``halt_at`` (fractions
-    of the peak of sampled equity)."""
+class Thresholds:
+    """REDUCING from ``reduce_at``, HALTED from ``halt_at`` (either or both)."""
 
     reduce_at: float | None = attrs.field(default=None, validator=_optional_fraction)
     halt_at: float | None = attrs.field(default=None, validator=_optional_fraction)
@@ -45,19 +44,29 @@ class DrawdownConfig:
             raise ValueError("set reduce_at, halt_at or both")
         _ordered("reduce_at", "halt_at")(self)
 
+    def decide(
+        self, value: float, shown: str, limit: Callable[[float], str]
+    ) -> RuntimeDecision | None:
+        """The decision for ``value`` (``shown`` and ``limit`` format the message)."""
+        if self.halt_at is not None and value >= self.halt_at:
+            return RuntimeDecision("halted", "halt", f"{shown} >= {limit(self.halt_at)}")
+        if self.reduce_at is not None and value >= self.reduce_at:
+            return RuntimeDecision("reducing", "reduce", f"{shown} >= {limit(self.reduce_at)}")
+        return None
+
+
+@attrs.frozen
+class DrawdownConfig(Thresholds):
+    """``drawdown``: REDUCING from ``reduce_at``, HALTED from ``halt_at`` (fractions
+    of the peak of sampled equity)."""
+
 
 def drawdown(config: DrawdownConfig) -> Evaluate:
     """Drawdown from the equity peak."""
 
     def evaluate(ctx: Any) -> RuntimeDecision | None:
         dd = ctx.drawdown()
-        if config.halt_at is not None and dd >= config.halt_at:
-            return RuntimeDecision("halted", "halt", f"drawdown {dd:.2%} >= {config.halt_at:.2%}")
-        if config.reduce_at is not None and dd >= config.reduce_at:
-            return RuntimeDecision(
-                "reducing", "reduce", f"drawdown {dd:.2%} >= {config.reduce_at:.2%}"
-            )
-        return None
+        return config.decide(dd, f"drawdown {dd:.2%}", lambda x: f"{x:.2%}")
 
     return evaluate
 
@@ -116,17 +125,9 @@ def stale_data(config: StaleDataConfig) -> Evaluate:
 
 
 @attrs.frozen
-class MarginRatioConfig:
+class MarginRatioConfig(Thresholds):
     """``margin_ratio``: maintenance margin over equity; REDUCING from ``reduce_at``,
     HALTED from ``halt_at`` (1.0 is liquidation)."""
-
-    reduce_at: float | None = attrs.field(default=None, validator=_optional_fraction)
-    halt_at: float | None = attrs.field(default=None, validator=_optional_fraction)
-
-    def __attrs_post_init__(self) -> None:
-        if self.reduce_at is None and self.halt_at is None:
-            raise ValueError("set reduce_at, halt_at or both")
-        _ordered("reduce_at", "halt_at")(self)
 
 
 def margin_ratio(config: MarginRatioConfig) -> Evaluate:
@@ -134,15 +135,7 @@ def margin_ratio(config: MarginRatioConfig) -> Evaluate:
 
     def evaluate(ctx: Any) -> RuntimeDecision | None:
         ratio = float(ctx.margin_ratio())
-        if config.halt_at is not None and ratio >= config.halt_at:
-            return RuntimeDecision(
-                "halted", "halt", f"margin ratio {ratio:.2f} >= {config.halt_at}"
-            )
-        if config.reduce_at is not None and ratio >= config.reduce_at:
-            return RuntimeDecision(
-                "reducing", "reduce", f"margin ratio {ratio:.2f} >= {config.reduce_at}"
-            )
-        return None
+        return config.decide(ratio, f"margin ratio {ratio:.2f}", str)
 
     return evaluate
 
