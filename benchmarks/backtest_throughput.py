@@ -189,7 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.machine(),
     }
     print(
-        f"bars: {args.bars:,}   runs of each (best kept): {args.repeat}   each scenario in its own process"
+        f"bars: {args.bars:,}   runs of each (best kept): {args.repeat}"
+        "   each scenario in its own process"
     )
     ok = True
     for name, f in scenarios.items():
@@ -197,15 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         ok = ok and met
         print(f"{name}:")
         print(
-            f"  engine loop        {f['seconds']:.3f} s  {f['bars_per_second']:,} bars/s  (end to end {f['wall_seconds']:.3f} s)"
+            f"  engine loop        {f['seconds']:.3f} s  {f['bars_per_second']:,} bars/s"
+            f"  (end to end {f['wall_seconds']:.3f} s)"
         )
         print(
-            f"  plain CPython loop {f['plain_loop_seconds']:.3f} s  {f['plain_loop_bars_per_second']:,} bars/s  (same bars, same process)"
+            f"  plain CPython loop {f['plain_loop_seconds']:.3f} s"
+            f"  {f['plain_loop_bars_per_second']:,} bars/s  (same bars, same process)"
         )
         print(f"  ratio              {f['ratio_to_plain_loop']:.2f}x the plain loop's time")
         print(f"  peak RSS           {f['peak_rss_mb']:.0f} MB")
         print(
-            f"  fills              {f['fills']:,}, identical to the plain loop's: {f['fills_identical']}; denials {f['denials']}"
+            f"  fills              {f['fills']:,}, identical to the plain loop's:"
+            f" {f['fills_identical']}; denials {f['denials']}"
         )
         print(f"  {'PASS' if met else 'BELOW TARGET'}")
     print("target (issues 2 and 3): >= 1,000,000 bars/s, peak RSS < 400 MB, identical fills")
