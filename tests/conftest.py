@@ -19,6 +19,13 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 
+@pytest.fixture(autouse=True)
+def strict_transitions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Illegal order-state transitions raise in tests (they are logged and counted
+    in production)."""
+    monkeypatch.setenv("ENGINE_STRICT_TRANSITIONS", "1")
+
+
 @pytest.fixture
 def base_config() -> dict[str, Any]:
     """A deep copy of a small, valid configuration dict."""

@@ -439,3 +439,68 @@ def test_async_strategy_callbacks_and_checks_are_refused() -> None:
         run({}, {"X": FLAT}, extra=P(), config={"strategies": [{"type": "async"}]})
     with pytest.raises(PluginError, match=r"must build a plain \(synchronous\) callable"):
         run({}, {"X": FLAT}, extra=P(), config={"guards": [{"type": "async-guard"}]})
+
+
+class DoubleAck:
+    """A faulty venue: acknowledges every order twice."""
+
+    def __init__(self, _: Any) -> None:
+        from engine.builtins.broker_simulated import SimulatedBroker, SimulatedConfig
+
+        self.inner = SimulatedBroker(SimulatedConfig())
+
+    def bind(self, sink: Any) -> None:
+        self.sink = sink
+        self.inner.bind(sink)
+
+    def submit(self, order: Any) -> None:
+        self.inner.submit(order)
+        self.sink.order_accepted(order.client_id)  # ACCEPTED -> ACCEPTED: illegal
+
+    def cancel(self, client_id: str) -> None:
+        self.inner.cancel(client_id)
+
+    def on_bar(self, instrument: Any, bar: Any) -> None:
+        self.inner.on_bar(instrument, bar)
+
+    def resting(self, symbol: str) -> Any:
+        return self.inner.resting(symbol)
+
+
+def double_ack() -> Any:
+    from engine import Broker
+
+    class P:
+        @hookimpl
+        def engine_brokers(self) -> list[Broker]:
+            return [Broker(name="double-ack", factory=DoubleAck)]
+
+    return P()
+
+
+def test_illegal_transitions_raise_in_strict_mode() -> None:
+    from engine import IllegalTransition
+
+    with pytest.raises(IllegalTransition, match="illegal order transition ACCEPTED -> ACCEPTED"):
+        run(
+            {0: [buy()]}, {"X": FLAT}, extra=double_ack(), config={"broker": {"type": "double-ack"}}
+        )
+
+
+def test_illegal_transitions_are_counted_and_logged_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loguru import logger
+
+    monkeypatch.setenv("ENGINE_STRICT_TRANSITIONS", "0")
+    lines: list[str] = []
+    sink = logger.add(lines.append, level="ERROR", format="{message}")
+    try:
+        result, _ = run(
+            {0: [buy()]}, {"X": FLAT}, extra=double_ack(), config={"broker": {"type": "double-ack"}}
+        )
+    finally:
+        logger.remove(sink)
+    assert result.summary()["illegal_transitions"] == 1
+    assert len(result.fill_records) == 1  # the order still fills: nothing is lost
+    assert any("illegal order transition ACCEPTED -> ACCEPTED" in line for line in lines)
