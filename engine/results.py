@@ -151,6 +151,11 @@ class RunResult:
         """Denied intents counted by namespaced reason, most frequent first."""
         return dict(Counter(d.reason for d in self.denials).most_common())
 
+    def denials_by(self, field: str) -> dict[str, int]:
+        """Denied intents counted by a :class:`~engine.kernel.pipeline.Denial` field
+        (``stage``, ``plugin``, ``check``, ``strategy``...), most frequent first."""
+        return dict(Counter(str(getattr(d, field)) for d in self.denials).most_common())
+
     # -- DataFrames ------------------------------------------------------------------------
 
     @property
@@ -220,6 +225,8 @@ class RunResult:
             },
             "orders_denied": len(self.denials),
             "denials_by_reason": self.denials_by_reason,
+            "denials_by_stage": self.denials_by("stage"),
+            "denials_by_plugin": self.denials_by("plugin"),
             "orders_reduced": len(self.reductions),
             "illegal_transitions": self.illegal_transitions,
             "funding": str(self.portfolio.funding),

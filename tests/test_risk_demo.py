@@ -25,6 +25,14 @@ def test_the_report_lists_denials_by_reason(result: Any) -> None:
     reasons = result.denials_by_reason
     assert sum(reasons.values()) == len(result.denials) > 100
     assert {"trading_state.reducing", "trading_state.halted", "max_spread.too_wide"} <= set(reasons)
+    summary = result.summary()
+    assert sum(summary["denials_by_stage"].values()) == len(result.denials)
+    assert set(summary["denials_by_stage"]) == {"trading_state", "filter"} | (
+        set(summary["denials_by_stage"]) & {"validation", "guard"}
+    )
+    assert summary["denials_by_plugin"]["engine"] == sum(
+        n for r, n in reasons.items() if r.startswith("trading_state.")
+    )
     rows = dict(result.report_rows())
     assert rows["orders denied"] == str(len(result.denials))
     for reason, count in reasons.items():
