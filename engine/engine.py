@@ -63,6 +63,7 @@ class _Run:
     instruments: list[Instrument]
     strategies: list[tuple[str, Any]]
     coordinators: list[Any]
+    instrument_of: dict[str, str] = attrs.Factory(dict)
     started: list[Any] = attrs.Factory(list)
     started_hooks: bool = False
 
@@ -222,7 +223,14 @@ class Engine:
             start = getattr(strategy, "on_start", None)
             if start is not None:
                 await maybe_await(start(ctx))
-        return _Run(kernel, feed, instruments, [(s, st) for s, st, _ in strategies], coordinators)
+        return _Run(
+            kernel,
+            feed,
+            instruments,
+            [(s, st) for s, st, _ in strategies],
+            coordinators,
+            {s: ctx.symbol for s, _, ctx in strategies},
+        )
 
     def _strategy_ids(self) -> list[str]:
         """Each strategy's id: its ``id`` key, else its type (numbered when repeated)."""
@@ -378,6 +386,10 @@ class Engine:
             run = await self._build("backtest")
             ctx = self._feed_context("backtest")
             series = {i.symbol: await self._load(run, i, ctx) for i in run.instruments}
+            for sid, strategy in run.strategies:  # indicators over whole series, up front
+                prepare = getattr(strategy, "prepare", None)
+                if prepare is not None:
+                    await maybe_await(prepare(series[run.instrument_of[sid]]))
             total = sum(len(s) for s in series.values())
             await self._start(run)
             started = time.perf_counter()

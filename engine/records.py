@@ -90,7 +90,9 @@ class Component(Record):
 class Strategy(Component):
     """A strategy. ``factory(config)`` returns an object with ``on_bar(bar)``.
 
-    Optional methods: ``on_start(ctx)``, ``on_fill(fill)``, ``on_order(order)``,
+    Optional methods: ``on_start(ctx)``, ``prepare(series)`` (backtests only: the
+    instrument's whole :class:`~engine.BarSeries`, to compute indicators up front;
+    paper and live runs never call it), ``on_fill(fill)``, ``on_order(order)``,
     ``on_stop()``. See :class:`engine.StrategyContext` for what ``ctx`` offers.
     """
 

@@ -84,13 +84,19 @@ class SimulatedBroker:
                 self.sink.order_rejected(cid, "stop order without a stop price")
                 return
             stop = inst.round_ticks(intent.stop_price, intent.side)
-        if self._perpetual(intent.instrument):
+        perpetual = self._is_perpetual.get(intent.instrument)
+        if perpetual is None:
+            perpetual = self._perpetual(intent.instrument)
+        if perpetual:
             reason = self._margin_problem(order)
             if reason:
                 self.sink.order_rejected(cid, reason)
                 return
         self.sink.order_accepted(cid)
-        self.resting(intent.instrument).append((order, limit, stop))
+        resting = self._resting.get(intent.instrument)
+        if resting is None:
+            resting = self.resting(intent.instrument)
+        resting.append((order, limit, stop))
 
     def _perpetual(self, symbol: str) -> bool:
         known = self._is_perpetual.get(symbol)
@@ -170,12 +176,12 @@ class SimulatedBroker:
                     waiting.append(item)
                     continue
                 ticks, taker = matched
-            price = instrument.price(ticks)
+            price = ticks * instrument.tick_size
             if taker and self.slippage:
                 price = instrument.price(
                     instrument.round_ticks(price * (1 + self.slippage * side.sign), side)
                 )
-            qty = order.remaining
+            qty = order.intent.quantity - order.filled_quantity
             rate = self.taker if taker else self.maker
             fee = price * qty * instrument.multiplier * rate if rate else rate
             self.sink.order_filled(order.client_id, qty, price, fee)

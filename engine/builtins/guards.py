@@ -265,10 +265,11 @@ class DailyLossConfig:
 
 def daily_loss(config: DailyLossConfig) -> Check:
     """Daily loss limit."""
+    floor = -config.limit
 
     def check(intent: OrderIntent, ctx: Any) -> Deny | None:
         pnl = ctx.daily_pnl()
-        if pnl <= -config.limit and not ctx.is_reducing(intent):
+        if pnl <= floor and not ctx.is_reducing(intent):
             return Deny("limit_reached", f"daily PnL {pnl:.2f} <= -{config.limit}")
         return None
 

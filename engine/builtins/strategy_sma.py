@@ -14,8 +14,9 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import numpy as np
 
-from engine import BarView, Strategy, StrategyContext, hookimpl, positive
+from engine import BarSeries, BarView, Strategy, StrategyContext, hookimpl, positive
 
 
 @attrs.frozen
@@ -39,6 +40,7 @@ class SmaCrossover:
         "_ctx",
         "_fast_window",
         "_prev",
+        "_signals",
         "_slow_window",
         "_sum_fast",
         "_sum_slow",
@@ -60,14 +62,42 @@ class SmaCrossover:
         self._sum_slow = 0
         self._warmup = config.slow  # bars until a crossing can be seen
         self._prev = 0
+        self._signals: list[int] | None = None
         self._ctx: Any = None
 
     def on_start(self, ctx: StrategyContext) -> None:
         """Keep the context for placing orders."""
         self._ctx = ctx
 
+    def prepare(self, series: BarSeries) -> None:
+        """Backtests: find every crossing up front, on the whole close column with exact
+        int64 arithmetic (the same sums and comparison as :meth:`on_bar`); the event
+        loop then only decides. Paper and live runs never call it: they compute the
+        sums bar by bar. Falls back to that too if the sums could overflow int64."""
+        closes = series.close
+        n = len(closes)
+        if n and int(closes.max()) * n * self.slow >= 2**62:
+            return
+        signals = np.zeros(n, dtype=np.int8)
+        if n > self.slow:
+            cs = np.concatenate(([0], np.cumsum(closes, dtype=np.int64)))
+            i = np.arange(self.slow - 1, n)
+            sum_fast = cs[i + 1] - cs[i + 1 - self.fast]
+            sum_slow = cs[i + 1] - cs[i + 1 - self.slow]
+            diff = sum_fast * self.slow - sum_slow * self.fast  # from bar slow-1 on
+            prev, cur = diff[:-1], diff[1:]  # crossings from bar slow on
+            signals[self.slow :][(prev <= 0) & (cur > 0)] = 1
+            signals[self.slow :][(prev >= 0) & (cur < 0)] = -1
+        self._signals = signals.tolist()
+
     def on_bar(self, bar: BarView) -> None:
-        """Update both sums; trade on a crossing."""
+        """Trade on a crossing: looked up when prepared, else from rolling sums."""
+        signals = self._signals
+        if signals is not None:
+            signal = signals[bar.index]
+            if signal:
+                self._cross(signal > 0)
+            return
         c = bar.close
         fw = self._fast_window
         sw = self._slow_window
@@ -84,18 +114,25 @@ class SmaCrossover:
         prev = self._prev
         self._prev = diff
         if prev <= 0 < diff:
-            ctx = self._ctx
-            held = ctx.position()
-            if self.allow_short:
-                if held < self.quantity and not ctx.open_orders():
-                    ctx.buy(self.quantity - held)
-            elif not held and not ctx.open_orders():
-                ctx.buy(self.quantity)
+            self._cross(True)
         elif prev >= 0 > diff:
+            self._cross(False)
+
+    def _cross(self, up: bool) -> None:
+        """Act on a golden (``up``) or death cross."""
+        if up:
             ctx = self._ctx
             held = ctx.position()
             if self.allow_short:
-                if held > -self.quantity and not ctx.open_orders():
+                if held < self.quantity and not ctx.open_order_count():
+                    ctx.buy(self.quantity - held)
+            elif not held and not ctx.open_order_count():
+                ctx.buy(self.quantity)
+        else:
+            ctx = self._ctx
+            held = ctx.position()
+            if self.allow_short:
+                if held > -self.quantity and not ctx.open_order_count():
                     ctx.sell(held + self.quantity)
             elif held > 0:
                 ctx.sell(held)

@@ -99,6 +99,10 @@ class StrategyContext:
         """This strategy's orders that are not yet in a terminal state."""
         return self._kernel.open_orders_of(self.id)
 
+    def open_order_count(self) -> int:
+        """How many of this strategy's orders are open (cheaper than the list)."""
+        return len(self._kernel._open_by_strategy[self.id])
+
     def price(self, ticks: int) -> Decimal:
         """The exact price of ``ticks`` ticks of this strategy's instrument."""
         return ticks * self.instrument.tick_size

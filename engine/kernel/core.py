@@ -43,6 +43,9 @@ from engine.records import Alert, RuntimeDecision, Severity
 __all__ = ["FundingPayment", "Kernel", "Liquidation", "RuntimeCheck", "Stream"]
 
 NEVER = 2**63 - 1
+_SUBMITTED = OrderState.SUBMITTED
+_ACCEPTED = OrderState.ACCEPTED
+_FILLED = OrderState.FILLED
 _ALWAYS = (True,)  # a non-empty sized object: "always call the broker"
 _BAR_COLUMNS = frozenset(("ts", *PRICE_COLUMNS, "volume"))
 
@@ -182,7 +185,7 @@ class Stream:
                 else self.series.extra[column]
             )
             cums = self._cumsums[column] = np.cumsum(values, dtype=np.float64)
-        return float(cums[i] - (cums[i - n] if i >= n else 0.0))
+        return cums.item(i) - (cums.item(i - n) if i >= n else 0.0)  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -551,8 +554,16 @@ class Kernel(KernelQueries):
         self.orders[client_id] = order
         self._open_by_strategy.setdefault(key, {})[client_id] = order
         self._open[client_id] = order
-        self._submitted.append(self._clock.ts)
-        self._transition(order, OrderState.SUBMITTED)
+        ts = self._clock.ts
+        self._submitted.append(ts)
+        # INITIALIZED -> SUBMITTED is always legal for a new order: no check needed
+        order.state = _SUBMITTED
+        order.history.append((ts, _SUBMITTED, ""))
+        counts = self.order_counts
+        counts[_SUBMITTED] = counts.get(_SUBMITTED, 0) + 1
+        listener = self._order_listeners.get(key)
+        if listener is not None:
+            listener(order)
         result = self._broker_submit(order)
         if result is not None and inspect.isawaitable(result):
             if self._spawn is None:
@@ -584,6 +595,16 @@ class Kernel(KernelQueries):
 
     def order_accepted(self, client_id: str) -> None:
         """The venue accepted the order."""
+        order = self.orders.get(client_id)
+        if order is not None and order.state is _SUBMITTED:  # the legal, usual case
+            order.state = _ACCEPTED
+            order.history.append((self._clock.ts, _ACCEPTED, ""))
+            counts = self.order_counts
+            counts[_ACCEPTED] = counts.get(_ACCEPTED, 0) + 1
+            listener = self._order_listeners.get(order.intent.strategy)
+            if listener is not None:
+                listener(order)
+            return
         order = self._order(client_id)
         if order is not None:
             self._transition(order, OrderState.ACCEPTED)
@@ -612,6 +633,7 @@ class Kernel(KernelQueries):
         if order is None:
             return
         intent = order.intent
+        ts = self._clock.ts
         fill = Fill(
             client_id,
             intent.strategy,
@@ -620,21 +642,36 @@ class Kernel(KernelQueries):
             quantity,
             price,
             fee,
-            self._clock.ts,
+            ts,
         )
         self.fills.append(fill)
         self.portfolio.apply_fill(fill)
         key = (intent.strategy, intent.instrument)
         signed = quantity if intent.side is Side.BUY else -quantity
         self.strategy_positions[key] = self.strategy_positions.get(key, ZERO) + signed
-        try:
-            order.record_fill(quantity, price, self._clock.ts)
-        except IllegalTransition as exc:
-            self._illegal(order, exc)
+        if order.state is _ACCEPTED and not order.filled_quantity and quantity == intent.quantity:
+            # the usual case, a whole order filled at once: ACCEPTED -> FILLED
+            order.filled_quantity = quantity
+            order.average_price = price
+            order.state = _FILLED
+            order.history.append((ts, _FILLED, ""))
+            counts = self.order_counts
+            counts[_FILLED] = counts.get(_FILLED, 0) + 1
+            if self._open.pop(client_id, None) is not None:
+                self._open_by_strategy[intent.strategy].pop(client_id, None)
+            moved = True
         else:
-            self.order_counts[order.state] += 1
-            if not order.is_open:
-                self._close(order)
+            try:
+                order.record_fill(quantity, price, ts)
+            except IllegalTransition as exc:
+                self._illegal(order, exc)
+                moved = False
+            else:
+                self.order_counts[order.state] += 1
+                if not order.is_open:
+                    self._close(order)
+                moved = True
+        if moved:
             on_order = self._order_listeners.get(intent.strategy)
             if on_order is not None:
                 on_order(order)

@@ -129,12 +129,16 @@ class KernelQueries:
         if key == self._equity_key:
             return self._equity
         portfolio = self.portfolio
-        held = {s: p for s, p in portfolio.positions.items() if p.quantity}
-        if held:  # marks only for what is held: when flat, equity is the cash
-            marks = {s: self.instruments[s].price(self.streams[s].view.close) for s in held}
-            value = portfolio.cash + portfolio.position_value(marks)
-        else:
-            value = portfolio.cash
+        value = portfolio.cash  # plus what held positions add, at the current closes
+        for symbol, pos in portfolio.positions.items():
+            q = pos.quantity
+            if q:
+                inst = pos.instrument
+                mark = self.streams[symbol].view.close * inst.tick_size
+                if inst.is_perpetual:
+                    value += pos.unrealized_pnl(mark)
+                else:
+                    value += q * mark * inst.multiplier
         self._equity_key, self._equity = key, value
         if self.peak_equity is None or value > self.peak_equity:
             self.peak_equity = value

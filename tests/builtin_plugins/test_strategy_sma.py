@@ -83,3 +83,40 @@ def test_trades_on_a_clear_cycle() -> None:
     fills = engine_fills(closes, opens, 2, 5)
     assert [side for _, side, _ in fills] == ["buy", "sell"]
     assert fills == reference_fills(closes, opens, 2, 5)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prices, st.integers(min_value=1, max_value=6), st.integers(min_value=1, max_value=12))
+def test_prepared_crossings_equal_the_bar_by_bar_ones(
+    closes: list[int], fast: int, extra: int
+) -> None:
+    """Backtests look crossings up from prepare(); paper runs compute them per bar."""
+    from decimal import Decimal
+
+    from engine import Instrument
+    from engine.builtins.strategy_sma import SmaConfig, SmaCrossover
+    from engine.kernel.context import BarView
+
+    slow = fast + extra
+    inst = Instrument("X", Decimal(1))
+    series = BarSeries.from_arrays(inst, list(range(len(closes))), closes, closes, closes, closes)
+
+    view = BarView(inst)
+
+    class Recording(SmaCrossover):
+        seen: list[tuple[int, bool]]
+
+        def _cross(self, up: bool) -> None:
+            self.seen.append((view.index, up))
+
+    def crossings(prepared: bool) -> list[tuple[int, bool]]:
+        strategy = Recording(SmaConfig(fast=fast, slow=slow))
+        strategy.seen = seen = []
+        if prepared:
+            strategy.prepare(series)
+        for i, c in enumerate(closes):
+            view.index, view.close = i, c
+            strategy.on_bar(view)
+        return seen
+
+    assert crossings(prepared=True) == crossings(prepared=False)
