@@ -361,6 +361,7 @@ class Engine:
             series=dict(series),
             illegal_transitions=k.illegal_transitions,
             alerts=k.alerts,
+            alert_failures=k.alert_failures,
             state_changes=k.trading.history,
             funding_payments=k.funding_payments,
             liquidations=k.liquidations,

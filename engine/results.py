@@ -133,6 +133,7 @@ class RunResult:
     series: Mapping[str, BarSeries] = attrs.field(factory=dict)
     illegal_transitions: int = 0
     alerts: list[Alert] = attrs.field(factory=list)
+    alert_failures: int = 0
     state_changes: list[StateChange] = attrs.field(factory=list)
     funding_payments: list[FundingPayment] = attrs.field(factory=list)
     liquidations: list[Liquidation] = attrs.field(factory=list)
@@ -247,6 +248,7 @@ class RunResult:
                 for c in self.state_changes
             ],
             "alerts": len(self.alerts),
+            "alert_failures": self.alert_failures,
             "stats": {
                 k: (None if isinstance(v, float) and np.isnan(v) else v)
                 for k, v in self.stats.items()

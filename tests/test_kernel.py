@@ -160,7 +160,10 @@ class TestSimulatedBroker:
         result, script = run({0: [buy(limit="50")], 2: [("cancel_open", (), {})]}, {"X": FLAT})
         order = script.orders[0]
         assert order.state is OrderState.CANCELED
-        assert [s for _, s, _ in order.history][-1] is OrderState.CANCELED
+        assert [s for _, s, _ in order.history][-2:] == [
+            OrderState.PENDING_CANCEL,
+            OrderState.CANCELED,
+        ]
         assert not result.fill_records and result.summary()["orders"]["canceled"] == 1
 
 

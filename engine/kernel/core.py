@@ -577,10 +577,13 @@ class Kernel(KernelQueries):
         return order
 
     def cancel(self, client_id: str) -> None:
-        """Request cancellation of an open order (no risk checks)."""
+        """Request cancellation of an open order (no risk checks). An accepted order
+        is PENDING_CANCEL until the venue confirms (CANCELED) or fills it first."""
         order = self.orders.get(client_id)
         if order is None or not order.is_open:
             return
+        if order.state in (OrderState.ACCEPTED, OrderState.PARTIALLY_FILLED):
+            self._transition(order, OrderState.PENDING_CANCEL, "cancel requested")
         result = self.broker.cancel(client_id)
         if result is not None and inspect.isawaitable(result) and self._spawn is not None:
             self._spawn(result)
