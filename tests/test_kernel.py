@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 import pytest
+from scripted import Script, buy, sell
 
 from engine import (
     BarSeries,
@@ -25,31 +26,6 @@ from engine import (
 )
 
 D = Decimal
-
-
-class Script:
-    """A strategy that runs a script: {bar index: [(method, args, kwargs), ...]}."""
-
-    def __init__(self, steps: dict[int, list[tuple[str, tuple[Any, ...], dict[str, Any]]]]) -> None:
-        self.steps = steps
-        self.fills: list[Any] = []
-        self.orders: list[Any] = []
-        self.bars: list[tuple[str, int, int]] = []
-
-    def on_start(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    def on_bar(self, bar: Any) -> None:
-        self.bars.append((bar.instrument.symbol, bar.index, bar.ts))
-        for method, args, kwargs in self.steps.get(bar.index, []):
-            if method == "cancel_open":
-                for order in self.ctx.open_orders():
-                    self.ctx.cancel(order)
-                continue
-            self.orders.append(getattr(self.ctx, method)(*args, **kwargs))
-
-    def on_fill(self, fill: Any) -> None:
-        self.fills.append(fill)
 
 
 class Bars:
@@ -105,14 +81,6 @@ FLAT = [
     (98.0, 99.0, 95.0, 96.0),
     (97.0, 99.0, 96.0, 98.0),
 ]
-
-
-def buy(q: Any = 1, **kw: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-    return ("buy", (q,), kw)
-
-
-def sell(q: Any = 1, **kw: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-    return ("sell", (q,), kw)
 
 
 class TestSimulatedBroker:

@@ -9,6 +9,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scripted import Script, buy
 
 from engine import BarSeries, Engine, Feed, Instrument, PluginSettings, Strategy, hookimpl
 from engine.kernel.trading import (
@@ -183,22 +184,6 @@ def test_transitions_respect_hysteresis(
 Step = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 
-class Script:
-    def __init__(self, steps: dict[int, list[Step]]) -> None:
-        self.steps = steps
-        self.orders: list[Any] = []
-
-    def on_start(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    def on_bar(self, bar: Any) -> None:
-        for method, args, kwargs in self.steps.get(bar.index, []):
-            if method == "call":
-                args[0](self.ctx)
-            else:
-                self.orders.append(getattr(self.ctx, method)(*args, **kwargs))
-
-
 class Bars:
     def __init__(self, closes: list[float]) -> None:
         self.closes = closes
@@ -234,10 +219,6 @@ def run(
     eng = Engine.from_config(cfg, settings=PluginSettings(builtin_only=True))
     eng.register(Plugin(), "test-plugin")
     return eng.backtest_sync(), script
-
-
-def buy(q: Any = 1) -> Step:
-    return ("buy", (q,), {})
 
 
 def changes(result: Any) -> list[tuple[float, TradingState, TradingState, str]]:

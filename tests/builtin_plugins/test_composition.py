@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from scripted import Script
 
 from engine import (
     BarSeries,
@@ -49,24 +50,6 @@ QUOTED = {
     "ask_size": [50.0, 50.0, 5.0, 5.0, 50.0, 50.0],
 }
 EVERY_CASE: dict[int, list[Any]] = {k: [("buy", (1,), {})] for k in range(4)}
-
-
-class Script:
-    """A strategy that runs a script: {bar index: [(method, args, kwargs), ...]}."""
-
-    def __init__(self, steps: dict[int, list[tuple[str, tuple[Any, ...], dict[str, Any]]]]) -> None:
-        self.steps = steps
-        self.orders: list[Any] = []
-
-    def on_start(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    def on_bar(self, bar: Any) -> None:
-        for method, args, kwargs in self.steps.get(bar.index, []):
-            self.orders.append(getattr(self.ctx, method)(*args, **kwargs))
-
-    def denied(self) -> list[bool]:
-        return [o is None for o in self.orders]
 
 
 class Table:

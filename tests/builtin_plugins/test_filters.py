@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scripted import Script, buy, sell
 
 from engine import (
     BarSeries,
@@ -99,29 +100,6 @@ def closes(*values: int) -> FakeCtx:
 
 
 # -- end-to-end helpers -------------------------------------------------------------------
-
-
-class Script:
-    """A strategy that runs a script: {bar index: [(method, args, kwargs), ...]}."""
-
-    def __init__(self, steps: dict[int, list[tuple[str, tuple[Any, ...], dict[str, Any]]]]) -> None:
-        self.steps = steps
-        self.orders: list[Any] = []
-
-    def on_start(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    def on_bar(self, bar: Any) -> None:
-        for method, args, kwargs in self.steps.get(bar.index, []):
-            self.orders.append(getattr(self.ctx, method)(*args, **kwargs))
-
-
-def buy(q: Any = 1, **kw: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-    return ("buy", (q,), kw)
-
-
-def sell(q: Any = 1, **kw: Any) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-    return ("sell", (q,), kw)
 
 
 class Table:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scripted import Script, buy, sell
 
 from engine import (
     BarSeries,
@@ -45,36 +46,6 @@ DAY = 86_400_000_000_000
 # -- helpers: scripted strategies on fixed bars -------------------------------------------
 
 Step = tuple[str, tuple[Any, ...], dict[str, Any]]
-
-
-class Script:
-    """Runs ``{bar index: [(method, args, kwargs), ...]}`` on its context; ``("call",
-    (fn,), {})`` calls ``fn(ctx)``. Records what each intent returned and the
-    position after every fill."""
-
-    def __init__(self, steps: dict[int, list[Step]], symbol: str | None = None) -> None:
-        self.steps = steps
-        self.symbol = symbol
-        self.orders: list[Any] = []
-        self.fills: list[Any] = []
-        self.positions: list[Decimal] = []
-
-    def on_start(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    def on_bar(self, bar: Any) -> None:
-        for method, args, kwargs in self.steps.get(bar.index, []):
-            if method == "call":
-                args[0](self.ctx)
-            elif method == "cancel_open":
-                for order in self.ctx.open_orders():
-                    self.ctx.cancel(order)
-            else:
-                self.orders.append(getattr(self.ctx, method)(*args, **kwargs))
-
-    def on_fill(self, fill: Any) -> None:
-        self.fills.append(fill)
-        self.positions.append(self.ctx.position(fill.instrument))
 
 
 Row = tuple[float, ...]
@@ -147,14 +118,6 @@ def backtest(
 def run(steps: dict[int, list[Step]], bars: dict[str, list[Row]], **kw: Any) -> tuple[Any, Script]:
     script = Script(steps)
     return backtest({"script": script}, bars, **kw), script
-
-
-def buy(q: Any = 1, **kw: Any) -> Step:
-    return ("buy", (q,), kw)
-
-
-def sell(q: Any = 1, **kw: Any) -> Step:
-    return ("sell", (q,), kw)
 
 
 def call(fn: Callable[[Any], Any]) -> Step:

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from scripted import Script, buy, sell
 
 from engine import (
     BarSeries,
@@ -39,30 +40,6 @@ A, R, H = TradingState.ACTIVE, TradingState.REDUCING, TradingState.HALTED
 
 Step = tuple[str, tuple[Any, ...], dict[str, Any]]
 Row = tuple[float, ...]
-
-
-class Script:
-    """Runs ``{bar index: [(method, args, kwargs), ...]}`` on its context; ``("call",
-    (fn,), {})`` calls ``fn(ctx)``. Records what each intent returned."""
-
-    def __init__(self, steps: dict[int, list[Step]], symbol: str | None = None) -> None:
-        self.steps = steps
-        self.symbol = symbol
-        self.orders: list[Any] = []
-        self.positions: list[Decimal] = []
-
-    def on_start(self, ctx: Any) -> None:
-        self.ctx = ctx
-
-    def on_bar(self, bar: Any) -> None:
-        for method, args, kwargs in self.steps.get(bar.index, []):
-            if method == "call":
-                args[0](self.ctx)
-            else:
-                self.orders.append(getattr(self.ctx, method)(*args, **kwargs))
-
-    def on_fill(self, fill: Any) -> None:
-        self.positions.append(self.ctx.position(fill.instrument))
 
 
 class Bars:
@@ -118,14 +95,6 @@ def backtest(
 def run(steps: dict[int, list[Step]], bars: dict[str, list[Row]], **kw: Any) -> tuple[Any, Script]:
     script = Script(steps)
     return backtest({"script": script}, bars, **kw), script
-
-
-def buy(q: Any = 1, **kw: Any) -> Step:
-    return ("buy", (q,), kw)
-
-
-def sell(q: Any = 1, **kw: Any) -> Step:
-    return ("sell", (q,), kw)
 
 
 def call(fn: Callable[[Any], Any]) -> Step:
