@@ -475,3 +475,50 @@ def test_illegal_transitions_are_counted_and_logged_otherwise(
     assert result.summary()["illegal_transitions"] == 1
     assert len(result.fill_records) == 1  # the order still fills: nothing is lost
     assert any("illegal order transition ACCEPTED -> ACCEPTED" in line for line in lines)
+
+
+def test_a_runtime_guard_that_raises_halts_trading() -> None:
+    from engine import RuntimeGuard
+
+    def broken(_: Any) -> Any:
+        def evaluate(ctx: Any) -> None:
+            raise ZeroDivisionError("oops")
+
+        return evaluate
+
+    class P:
+        @hookimpl
+        def engine_runtime_guards(self) -> list[RuntimeGuard]:
+            return [RuntimeGuard(name="broken", factory=broken)]
+
+    result, script = run(
+        {1: [buy()]},
+        {"X": FLAT},
+        extra=P(),
+        config={"runtime_guards": [{"type": "broken", "cadence": "1m"}]},
+    )
+    (change,) = result.state_changes
+    assert (
+        change.state.value == "halted" and change.reason == "broken.error: ZeroDivisionError: oops"
+    )
+    assert script.orders == [None] and result.denials[0].reason == "trading_state.halted"
+
+
+def test_cancels_bypass_the_pipeline() -> None:
+    class DenyAll:
+        @hookimpl
+        def engine_guards(self) -> list[Guard]:
+            def deny_after_the_first(intent: Any, ctx: Any) -> Any:
+                return Deny("no", "no more orders") if ctx.open_order_count() else None
+
+            return [Guard(name="deny_more", factory=lambda _: deny_after_the_first)]
+
+    result, script = run(
+        {0: [buy(limit="50")], 1: [buy()], 2: [("cancel_open", (), {})]},
+        {"X": FLAT},
+        extra=DenyAll(),
+        config={"guards": [{"type": "deny_more"}]},
+    )
+    first, second = script.orders
+    assert second is None and result.denials[0].reason == "deny_more.no"
+    assert first.state is OrderState.CANCELED  # the cancel went through regardless

@@ -163,3 +163,46 @@ def test_the_perp_demo_figures_agree_with_an_independent_replay() -> None:
             assert liq.price <= liq.liquidation_price
         else:
             assert liq.price >= liq.liquidation_price
+
+
+def test_the_venue_rejects_what_the_margin_cannot_carry() -> None:
+    class Greedy(Script):
+        def on_bar(self, bar: Any) -> None:
+            if bar.index == 0:
+                self.ctx.buy("2.5")  # 62,500 notional on 10,000: 12,500 initial margin
+
+    class P:
+        @hookimpl
+        def engine_strategies(self) -> list[Strategy]:
+            return [Strategy(name="greedy", factory=Greedy)]
+
+        @hookimpl
+        def engine_feeds(self) -> list[Feed]:
+            return [Feed(name="fixed", factory=Fixed)]
+
+    eng = Engine.from_config(
+        {
+            "engine": {"initial_cash": "10000"},
+            "instruments": [
+                {
+                    "symbol": "BTC-PERP",
+                    "tick_size": "0.1",
+                    "kind": "perpetual",
+                    "initial_margin": "0.2",
+                    "maintenance_margin": "0.05",
+                }
+            ],
+            "feed": {"type": "fixed"},
+            "strategies": [{"type": "greedy"}],
+        },
+        settings=PluginSettings(builtin_only=True),
+    )
+    eng.register(P(), "p")
+    result = eng.backtest_sync()
+    (order,) = result.orders.values()
+    assert order.state.value == "rejected"
+    assert (
+        order.history[-1][2]
+        == "insufficient margin: 12500.00 initial margin needed, equity 10000.00"
+    )
+    assert not result.fill_records
