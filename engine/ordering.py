@@ -25,8 +25,8 @@ def order_records(records: Sequence[R], kind: str = "record") -> list[R]:
     >>> a = Analyzer(name="a", compute=dict, priority=5)
     >>> b = Analyzer(name="b", compute=dict, priority=1)
     >>> c = Analyzer(name="c", compute=dict, priority=9, before=("b",))
-    >>> [r.name for r in order_records([a, b, c])]
-    ['c', 'b', 'a']
+    >>> [r.name for r in order_records([a, b, c])]  # b waits for c, which comes after a
+    ['a', 'c', 'b']
     """
     by_name = {r.name: r for r in records}
     succ: dict[str, set[str]] = {n: set() for n in by_name}
