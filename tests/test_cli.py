@@ -201,3 +201,10 @@ def test_help_does_not_import_plugins_but_plugin_commands_run(tmp_path: Path) ->
     assert not (site / "imported").exists()
     proc = engine("hello", env=env)
     assert proc.returncode == 0 and proc.stdout.strip() == "hello from a plugin"
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in (ROOT / "examples").glob("*.toml")))
+def test_every_example_config_checks(example: str) -> None:
+    proc = engine("config", "check", f"examples/{example}", "--show")
+    assert proc.returncode == 0, proc.stderr
+    assert f"examples/{example}: OK" in proc.stdout
