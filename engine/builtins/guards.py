@@ -1,8 +1,10 @@
 """Built-in plugin ``guards``: is an intent within risk? (pipeline stage 3).
 
 A guard allows, denies, or reduces the quantity to what fits (rounded down to
-whole lots). Open orders count as reserved: a limit is checked against the
-position the account would have if every open order and this one filled.
+whole lots). Open orders count as reserved, in the worst case: a limit is checked
+against the position the account would have if this order and every open order on
+its side filled, while open orders on the other side, which may never fill, do not
+make room.
 Exposure-reducing intents always pass the loss and drawdown guards, so a
 strategy can still get out.
 """
@@ -86,7 +88,8 @@ def max_position(config: MaxPositionConfig) -> Check:
             if config.instrument not in ctx.instruments:  # a typo must not turn it off
                 return Deny("unknown_instrument", f"no instrument {config.instrument!r}")
             return None
-        current = ctx.position(symbol) + ctx.reserved(symbol)
+        # open orders on the intent's side count as filled, the others as not
+        current = ctx.position(symbol) + ctx.reserved(symbol, side=intent.side)
         buy = intent.side is Side.BUY
         after = current + intent.quantity if buy else current - intent.quantity
         if -limit <= after <= limit:  # the common case: well within the limit
@@ -98,20 +101,23 @@ def max_position(config: MaxPositionConfig) -> Check:
 
 
 def _exposures(
-    ctx: Any, extra: tuple[str, Decimal] | None, strategy: str | None = None
-) -> tuple[Decimal, Decimal]:
-    """(gross, net) notional with open orders reserved, plus ``extra`` =
-    (symbol, signed quantity) for the intent; per strategy with ``strategy``."""
-    gross = net = ZERO
+    ctx: Any, strategy: str | None = None
+) -> tuple[Decimal, Decimal, Decimal, dict[str, tuple[Decimal, Decimal, Decimal]]]:
+    """Worst-case notional exposure with open orders reserved side by side (an order
+    may fill, its opposite may not): (gross, net if every buy fills, net if every sell
+    fills, per symbol (held, open buys, open sells)); per strategy with ``strategy``."""
+    gross = net_long = net_short = ZERO
+    parts: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
     for symbol, price in ctx.marks().items():
-        m = ctx.instrument(symbol).multiplier
+        unit = price * ctx.instrument(symbol).multiplier
         held = ctx.position(symbol) if strategy is None else ctx.strategy_position(strategy, symbol)
-        pending = ctx.reserved(symbol, strategy)
-        if extra is not None and extra[0] == symbol:
-            pending += extra[1]
-        gross += max(abs(held + pending), abs(held)) * price * m
-        net += (held + pending) * price * m
-    return gross, net
+        buys = ctx.reserved(symbol, strategy, Side.BUY)
+        sells = ctx.reserved(symbol, strategy, Side.SELL)
+        parts[symbol] = (held, buys, sells)
+        gross += max(abs(held + buys), abs(held + sells)) * unit
+        net_long += (held + buys) * unit
+        net_short += (held + sells) * unit
+    return gross, net_long, net_short, parts
 
 
 def _exposure_room(
@@ -123,29 +129,33 @@ def _exposure_room(
 ) -> tuple[Decimal, str]:
     """The largest quantity of the intent that keeps gross and net exposure within
     the limits, or that does not increase them (an order may close a position and
-    open the other side: gross exposure falls, then rises)."""
+    open the other side: gross exposure falls, then rises). Open orders on the
+    intent's side count as filled; those on the other side as not."""
     symbol = intent.instrument
     mark = ctx.last_price(symbol)
     if mark is None:
         return ZERO, "no price to value the order"
     unit = mark * ctx.instrument(symbol).multiplier
-    held = ctx.position(symbol) if strategy is None else ctx.strategy_position(strategy, symbol)
-    x = held + ctx.reserved(symbol, strategy)  # position if every open order fills
-    direction = 1 if intent.side is Side.BUY else -1
-    gross, net = _exposures(ctx, None, strategy)
+    gross, net_long, net_short, parts = _exposures(ctx, strategy)
+    held, buys, sells = parts.get(symbol, (ZERO, ZERO, ZERO))
+    buying = intent.side is Side.BUY
+    direction = 1 if buying else -1
+    x = held + (buys if buying else sells)  # position if this side's open orders fill
+    other_side = abs(held + (sells if buying else buys))
     room = intent.quantity
     why = ""
     if max_gross is not None:
-        other = gross - max(abs(x), abs(held)) * unit
-        bound = max((max_gross - other) / unit, abs(x), abs(held))
+        other = gross - max(abs(held + buys), abs(held + sells)) * unit
+        bound = max((max_gross - other) / unit, abs(x), other_side)
         fits = _capacity(x, direction, bound)
         if fits < room:
-            after = other + max(abs(x + direction * intent.quantity), abs(held)) * unit
+            after = other + max(abs(x + direction * intent.quantity), other_side) * unit
             room, why = fits, f"gross exposure {after:.2f} > {max_gross}"
     if max_net is not None:
+        net = net_long if buying else net_short
         other = net - x * unit
         bound = max(max_net, abs(net)) / unit
-        fits = (bound - other / unit) - x if direction > 0 else x + bound + other / unit
+        fits = (bound - other / unit) - x if buying else x + bound + other / unit
         if fits < room:
             after = other + (x + direction * intent.quantity) * unit
             room, why = fits, f"net exposure {after:.2f} beyond +/-{max_net}"

@@ -81,8 +81,10 @@ class PipelineContext(Protocol):
         """One strategy's signed position."""
         ...
 
-    def reserved(self, symbol: str, strategy: str | None = None) -> Decimal:
-        """Signed quantity open orders still reserve."""
+    def reserved(
+        self, symbol: str, strategy: str | None = None, side: Any = None
+    ) -> Decimal:
+        """Signed quantity open orders still reserve (one side's only, with ``side``)."""
         ...
 
     def open_order_count(self) -> int:

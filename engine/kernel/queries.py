@@ -112,12 +112,18 @@ class KernelQueries:
         """How many orders are open (all strategies and instruments)."""
         return len(self._open)
 
-    def reserved(self, symbol: str, strategy: str | None = None) -> Decimal:
-        """Signed quantity still to fill on open orders (all strategies or one)."""
+    def reserved(
+        self, symbol: str, strategy: str | None = None, side: Side | None = None
+    ) -> Decimal:
+        """Signed quantity still to fill on open orders (all strategies or one; both
+        sides or, with ``side``, only that side's orders: a risk limit counts the
+        orders that could add to the position, not those that may never fill)."""
         total = ZERO
         for o in self._open.values():
             intent = o.intent
-            if intent.instrument == symbol and (strategy is None or intent.strategy == strategy):
+            if intent.instrument != symbol or (side is not None and intent.side is not side):
+                continue
+            if strategy is None or intent.strategy == strategy:
                 total += o.remaining if intent.side is Side.BUY else -o.remaining
         return total
 

@@ -222,10 +222,19 @@ class FakeCtx:
             return self.portfolio.position(symbol)
         return self._positions.get(symbol, D(0))
 
-    def reserved(self, symbol: str, strategy: str | None = None) -> Decimal:
+    def reserved(
+        self, symbol: str, strategy: str | None = None, side: Side | None = None
+    ) -> Decimal:
         if strategy is not None:
-            return self._strategy_reserved.get((strategy, symbol), D(0))
-        return self._reserved.get(symbol, D(0))
+            total = self._strategy_reserved.get((strategy, symbol), D(0))
+        else:
+            total = self._reserved.get(symbol, D(0))
+        # the fake holds one signed amount per symbol: open orders of a single side
+        if side is Side.BUY:
+            return max(total, D(0))
+        if side is Side.SELL:
+            return min(total, D(0))
+        return total
 
     def strategy_position(self, strategy: str, symbol: str) -> Decimal:
         return self._strategy_positions.get((strategy, symbol), D(0))
@@ -1244,3 +1253,38 @@ def test_gross_exposure_never_exceeds_the_limit_after_a_fill(
         assert abs(held) * 100 <= max_gross
         if limit is not None:
             assert abs(held) <= limit
+
+
+class TestOpenOrdersOnTheOtherSide:
+    """An opposite open order may never fill: it must not make room for more."""
+
+    def test_a_resting_sell_does_not_let_a_buy_past_the_position_limit(self) -> None:
+        # long 2 (the limit); a sell limit far away rests; then a buy of 4 is tried
+        steps = {0: [buy(2)], 2: [sell(2, limit="500")], 3: [buy(4)]}
+        result, script = run(
+            steps,
+            {"X": flat(*[100.0] * 6)},
+            config={"guards": [{"type": "max_position", "limit": "2"}]},
+        )
+        assert script.orders[2] is None
+        assert result.denials[-1].reason == "max_position.limit"
+        assert max(abs(p) for p in script.positions) <= 2
+
+    def test_a_resting_sell_does_not_make_room_under_max_exposure(self) -> None:
+        steps = {0: [buy(2)], 2: [sell(2, limit="500")], 3: [buy(1)]}
+        result, script = run(
+            steps,
+            {"X": flat(*[100.0] * 6)},
+            config={"guards": [{"type": "max_exposure", "max_gross": "250"}]},
+        )
+        assert script.orders[2] is None and result.denials[-1].reason == "max_exposure.limit"
+
+    def test_same_side_open_orders_still_count(self) -> None:
+        steps = {0: [buy(1, limit="50")], 1: [buy(2)]}  # the resting buy could fill
+        result, _ = run(
+            steps,
+            {"X": flat(*[100.0] * 4)},
+            config={"guards": [{"type": "max_position", "limit": "2"}]},
+        )
+        reduced = result.reductions[0]
+        assert (reduced.before, reduced.after) == (Decimal(2), Decimal(1))
