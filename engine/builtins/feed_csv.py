@@ -29,30 +29,20 @@ class CsvFeed(FileFeed):
     first_row = 2  # the header is row 1
     config: CsvConfig
 
-    def _read(self, path: str, as_text: bool) -> Any:
+    def read(self, path: Path) -> Any:
+        """The CSV as an Arrow table. pyarrow widens a column with a bad cell to text,
+        so such cells reach :func:`bars_from_table`, which names their row; a
+        malformed line (wrong number of fields) is an unreadable file."""
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
         parse = pacsv.ParseOptions(delimiter=self.config.delimiter)
         convert = pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in ("open", "high", "low", "close", "volume")}
-            if as_text
-            else None,
             strings_can_be_null=True,
             null_values=[""],  # a literal NaN is a bad price, not an empty cell
         )
-        return pacsv.read_csv(path, parse_options=parse, convert_options=convert)
-
-    def read(self, path: Path) -> Any:
-        """The CSV as an Arrow table (numeric columns as text if a cell does not parse)."""
-        import pyarrow as pa
-
         try:
-            try:
-                return self._read(str(path), as_text=False)
-            except pa.ArrowInvalid:
-                # a malformed cell: re-read as text so each bad cell is reported by row
-                return self._read(str(path), as_text=True)
+            return pacsv.read_csv(str(path), parse_options=parse, convert_options=convert)
         except pa.ArrowInvalid as exc:
             raise DataError([Problem(str(path), f"unreadable CSV: {exc}")]) from None
 

@@ -81,9 +81,7 @@ class PipelineContext(Protocol):
         """One strategy's signed position."""
         ...
 
-    def reserved(
-        self, symbol: str, strategy: str | None = None, side: Any = None
-    ) -> Decimal:
+    def reserved(self, symbol: str, strategy: str | None = None, side: Any = None) -> Decimal:
         """Signed quantity open orders still reserve (one side's only, with ``side``)."""
         ...
 

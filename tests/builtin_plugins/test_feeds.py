@@ -847,3 +847,35 @@ class TestCli:
             line.startswith(f"{expected}: data file not found") for line in proc.stderr.splitlines()
         )
         assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_a_bad_cell_far_into_a_large_csv_is_named_by_row(tmp_path: Path) -> None:
+    from engine.builtins.feed_csv import CsvConfig, CsvFeed
+
+    path = tmp_path / "big.csv"
+    lines = ["timestamp,open,high,low,close,volume"]
+    lines += [
+        f"{i},100.0,100.0,100.0,{'abc' if i == 250_000 else '100.0'},1" for i in range(300_000)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    feed = CsvFeed(CsvConfig(path=str(path)))
+    with pytest.raises(DataError) as err:
+        feed.load(Instrument("BTC-USD", Decimal("0.01")), FeedContext(tmp_path, 0, "backtest"))
+    assert [str(p) for p in err.value.problems] == [
+        f"{path} row 250002, column close: not a number: 'abc'"
+    ]
+
+
+def test_a_line_with_missing_fields_is_an_unreadable_file(tmp_path: Path) -> None:
+    from engine.builtins.feed_csv import CsvConfig, CsvFeed
+
+    path = tmp_path / "short.csv"
+    path.write_text("timestamp,open,high,low,close\n1,1,1,1,1\n2,1,1,1\n")
+    with pytest.raises(DataError) as err:
+        CsvFeed(CsvConfig(path=str(path))).load(
+            Instrument("BTC-USD", Decimal("0.01")), FeedContext(tmp_path, 0, "backtest")
+        )
+    assert (
+        str(err.value.problems[0])
+        == f"{path}: unreadable CSV: CSV parse error: Expected 5 columns, got 4: 2,1,1,1"
+    )
