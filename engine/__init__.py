@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Problem,
     )
     from engine.kernel import BarView, Denial, PipelineContext, StrategyContext, TradingState
+    from engine.metrics import MetricKind, MetricRecord, Metrics
     from engine.model import (
         Bar,
         Fill,
@@ -102,6 +103,7 @@ _EXPORTS = {
         "Problem",
     ],
     "engine.kernel": ["BarView", "Denial", "PipelineContext", "StrategyContext", "TradingState"],
+    "engine.metrics": ["MetricKind", "MetricRecord", "Metrics"],
     "engine.model": [
         "Bar",
         "Fill",
@@ -179,6 +181,9 @@ __all__ = [
     "IllegalTransition",
     "Instrument",
     "InstrumentKind",
+    "MetricKind",
+    "MetricRecord",
+    "Metrics",
     "MetricsStore",
     "Order",
     "OrderIntent",

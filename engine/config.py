@@ -398,6 +398,14 @@ class TradingSection:
 
 
 @frozen
+class MetricsSection:
+    """``[metrics]``: how often metrics are collected for stores and exporters."""
+
+    #: engine time between two collections (a backtest collects on its bars' clock)
+    interval: str = field(default="1m", validator=interval)
+
+
+@frozen
 class PaperSection:
     """``[paper]``: paper-trading pace."""
 
@@ -410,6 +418,7 @@ class _CoreConfig:
     instruments: tuple[InstrumentConfig, ...] = ()
     paper: PaperSection = PaperSection()
     trading: TradingSection = TradingSection()
+    metrics: MetricsSection = MetricsSection()
 
 
 @frozen
@@ -541,6 +550,10 @@ COMPONENT_SECTIONS: tuple[ComponentKind, ...] = (
         core_keys=RuntimeGuardKeys,
     ),
     ComponentKind(
+        "metrics_stores", "engine_metrics_stores", "metrics store", many=True, required=False
+    ),
+    ComponentKind("exporters", "engine_exporters", "exporter", many=True, required=False),
+    ComponentKind(
         "alert_sinks",
         "engine_alert_sinks",
         "alert sink",
@@ -549,16 +562,10 @@ COMPONENT_SECTIONS: tuple[ComponentKind, ...] = (
         default_items=({"type": "log"},),
     ),
 )
-_CORE_SECTIONS = {"engine", "instruments", "paper", "trading"} | {
+_CORE_SECTIONS = {"engine", "instruments", "paper", "trading", "metrics"} | {
     k.section for k in COMPONENT_SECTIONS
 }
 
-#: Sections whose hooks exist but that this version does not run yet. Configuring
-#: one is an error: a kill switch that silently does nothing must never happen.
-NOT_RUN_YET = {
-    "metrics_stores": "metrics stores",
-    "exporters": "metrics exporters",
-}
 
 #: Sections of first-party plugins that are not installed: section -> package to install.
 KNOWN_PLUGIN_SECTIONS = {
@@ -576,6 +583,7 @@ class EngineConfig:
     instruments: tuple[InstrumentConfig, ...]
     paper: PaperSection
     trading: TradingSection
+    metrics: MetricsSection
     components: Mapping[str, tuple[ComponentSpec, ...]]
     sections: Mapping[str, Any]
     raw: Mapping[str, Any]
@@ -593,6 +601,7 @@ class EngineConfig:
             "instruments": converter.unstructure(self.instruments),
             "paper": converter.unstructure(self.paper),
             "trading": converter.unstructure(self.trading),
+            "metrics": converter.unstructure(self.metrics),
         }
         for kind in COMPONENT_SECTIONS:
             dumped = [s.dump() for s in self.components.get(kind.section, ())]
@@ -724,7 +733,9 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
     failed = plugins.failed()
     sections = plugins.records("engine_config_sections")
 
-    core_raw = {k: data[k] for k in ("engine", "instruments", "paper", "trading") if k in data}
+    core_raw = {
+        k: data[k] for k in ("engine", "instruments", "paper", "trading", "metrics") if k in data
+    }
     core, more = structure(core_raw, _CoreConfig, "config")
     problems += more
 
@@ -766,14 +777,6 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
         if name in _CORE_SECTIONS:
             continue
         section = sections.get(name)
-        if section is None and name in NOT_RUN_YET:
-            problems.append(
-                Problem(
-                    f"config.{name}",
-                    f"{NOT_RUN_YET[name]} are not run by this version yet; remove the section",
-                )
-            )
-            continue
         if section is None:
             msg = "unknown section"
             if name in KNOWN_PLUGIN_SECTIONS:
@@ -817,6 +820,7 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
         instruments=core.instruments,
         paper=core.paper,
         trading=core.trading,
+        metrics=core.metrics,
         components=components,
         sections=plugin_sections,
         raw=raw.data,

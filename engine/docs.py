@@ -18,7 +18,7 @@ import click
 
 from engine import hookspecs
 
-__all__ = ["cli_page", "components_page", "hooks_page", "main"]
+__all__ = ["cli_page", "components_page", "hooks_page", "main", "metrics_page"]
 
 #: Record hooks whose records are configured as components, with their config section.
 _CONFIGURED = {
@@ -30,7 +30,38 @@ _CONFIGURED = {
     "engine_guards": "[[guards]]",
     "engine_runtime_guards": "[[runtime_guards]]",
     "engine_alert_sinks": "[[alert_sinks]]",
+    "engine_metrics_stores": "[[metrics_stores]]",
+    "engine_exporters": "[[exporters]]",
 }
+
+
+def metrics_page() -> str:
+    """Markdown for the engine's metric catalogue."""
+    from engine.kernel.catalogue import CATALOGUE
+
+    lines = [
+        "# Metrics",
+        "",
+        "Generated from `engine/kernel/catalogue.py` by `python -m engine.docs`; do not edit.",
+        "",
+        "The engine derives these from its own state whenever metrics are collected: every",
+        "`[metrics] interval` of engine time while a metrics store or exporter is configured,",
+        "and once at the end of every run (`RunResult.metrics`). Nothing is counted per",
+        "event. Plugins add their own through `ctx.metrics` / `engine.metrics`",
+        "(`counter(name, **labels).inc()`, `gauge(...).set(v)`, `histogram(...).observe(v)`).",
+        "Stores and exporters that raise are counted in `engine_plugin_errors_total`",
+        "{plugin, kind} and logged once per collection.",
+        "",
+        "| metric | type | labels | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, (kind, labels, text) in CATALOGUE.items():
+        lines.append(f"| `{name}` | {kind.value} | {', '.join(labels) or '-'} | {text} |")
+    lines.append(
+        "| `engine_plugin_errors_total` | counter | plugin, kind |"
+        " errors raised by metrics stores and exporters |"
+    )
+    return "\n".join(lines) + "\n"
 
 
 def _default(a: attrs.Attribute[Any]) -> str:
@@ -153,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         docs / "hooks.md": hooks_page(),
         docs / "cli.md": cli_page(),
         docs / "components.md": components_page(),
+        docs / "metrics.md": metrics_page(),
     }
     stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
     if "--check" in args:

@@ -25,11 +25,13 @@ from engine.config import (
 )
 from engine.data import BarSeries
 from engine.errors import ConfigError, EngineError, PluginError, Problem
+from engine.kernel.catalogue import install as install_catalogue
 from engine.kernel.compose import compose, scoped
 from engine.kernel.core import Kernel, RuntimeCheck
 from engine.kernel.gcpolicy import quiet_gc
 from engine.kernel.loops import backtest_chunks, paper_loop
 from engine.kernel.pipeline import STAGES, CompiledCheck, OrderPipeline
+from engine.metrics import Metrics, Publisher
 from engine.model import Instrument, Portfolio
 from engine.plugins import PluginManager, PluginSettings
 from engine.results import RunResult, equity_curve
@@ -64,6 +66,7 @@ class _Run:
     strategies: list[tuple[str, Any]]
     coordinators: list[Any]
     instrument_of: dict[str, str] = attrs.Factory(dict)
+    publisher: Any = None
     started: list[Any] = attrs.Factory(list)
     started_hooks: bool = False
 
@@ -95,6 +98,8 @@ class Engine:
         self._raw = config if isinstance(config, RawConfig) else load_raw(config)
         self._config: EngineConfig | None = None
         self.log = logger.bind(engine=self._raw.source)
+        #: the metrics of the current (or last) run: plugins create handles on it
+        self.metrics = Metrics()
 
     @classmethod
     def from_config(
@@ -171,6 +176,10 @@ class Engine:
                     flatten=spec.core.flatten,
                 )
             )
+        stores = [(s.type, await self._make(s)) for s in cfg.components.get("metrics_stores", ())]
+        exporters = [(s.type, await self._make(s)) for s in cfg.components.get("exporters", ())]
+        metrics = Metrics()
+        publisher = Publisher(metrics, stores, exporters)
         sinks = []
         for spec in cfg.components.get("alert_sinks", ()):
             deliver = await self._make(spec)
@@ -197,7 +206,12 @@ class Engine:
             runtime_checks=runtime,
             alert_sinks=sinks,
             strict_transitions=os.environ.get("ENGINE_STRICT_TRANSITIONS", "") == "1",
+            collect=publisher.publish if publisher else None,
+            collect_every_ns=parse_interval(cfg.metrics.interval),
         )
+        kernel.metrics = metrics
+        install_catalogue(metrics, kernel)
+        self.metrics = metrics
         strategies = []
         for sid, spec in zip(ids, cfg.components["strategies"], strict=True):
             strategy = await self._make(spec)
@@ -230,6 +244,7 @@ class Engine:
             [(s, st) for s, st, _ in strategies],
             coordinators,
             {s: ctx.symbol for s, _, ctx in strategies},
+            publisher=publisher,
         )
 
     def _strategy_ids(self) -> list[str]:
@@ -303,6 +318,8 @@ class Engine:
         """Undo what started, in reverse; every step runs even if one fails."""
         if run is None:
             return
+        if run.publisher is not None:
+            run.publisher.close()
         for c in reversed(run.started):
             try:
                 await maybe_await(c.stop())
@@ -366,6 +383,11 @@ class Engine:
             funding_payments=k.funding_payments,
             liquidations=k.liquidations,
             order_counts=k.order_counts,
+        )
+        final_ts = max((int(s.ts[-1]) for s in series.values() if len(s)), default=0)
+        publisher = run.publisher
+        result.metrics = (
+            publisher.publish(final_ts) if publisher else publisher.metrics.collect(final_ts)
         )
         for analyzer in self.plugins.collect("engine_analyzers"):
             try:

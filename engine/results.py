@@ -24,6 +24,7 @@ from engine.data import BarSeries
 from engine.kernel.core import FundingPayment, Liquidation
 from engine.kernel.pipeline import Denial, Reduction
 from engine.kernel.trading import StateChange
+from engine.metrics import MetricRecord
 from engine.model import Fill, Order, OrderState, Portfolio, Trade
 from engine.records import Alert
 
@@ -133,6 +134,8 @@ class RunResult:
     series: Mapping[str, BarSeries] = attrs.field(factory=dict)
     illegal_transitions: int = 0
     alerts: list[Alert] = attrs.field(factory=list)
+    #: every metric's value at the end of the run (docs/metrics.md)
+    metrics: list[MetricRecord] = attrs.field(factory=list)
     alert_failures: int = 0
     state_changes: list[StateChange] = attrs.field(factory=list)
     funding_payments: list[FundingPayment] = attrs.field(factory=list)

@@ -19,6 +19,7 @@ BUILTINS = {
     "filters",
     "guards",
     "log_alerts",
+    "metrics_sinks",
     "parquet",
     "performance",
     "runtime_guards",

@@ -26,6 +26,7 @@ BUILTINS = {
     "filters",
     "guards",
     "log_alerts",
+    "metrics_sinks",
     "parquet",
     "performance",
     "runtime_guards",

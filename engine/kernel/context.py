@@ -82,6 +82,11 @@ class StrategyContext:
         return self._kernel.now
 
     @property
+    def metrics(self) -> Any:
+        """The run's :class:`~engine.metrics.Metrics`: ``ctx.metrics.counter("x").inc()``."""
+        return self._kernel.metrics
+
+    @property
     def portfolio(self) -> Portfolio:
         """The account (cash, positions, trades)."""
         return self._kernel.portfolio

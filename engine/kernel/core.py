@@ -221,6 +221,8 @@ class Kernel(KernelQueries):
         runtime_checks: Sequence[RuntimeCheck] = (),
         alert_sinks: Sequence[tuple[str, Callable[[Alert], Any]]] = (),
         strict_transitions: bool = False,
+        collect: Callable[[int], object] | None = None,
+        collect_every_ns: int = 0,
     ) -> None:
         self.instruments = {i.symbol: i for i in instruments}
         self.portfolio = portfolio
@@ -254,8 +256,14 @@ class Kernel(KernelQueries):
         self._next_funding = {
             i.symbol: 0 for i in instruments if i.is_perpetual and i.funding_interval_ns
         }
-        self.next_due = NEVER if not (self._runtime or self._next_funding) else 0
+        self._collect = collect if collect_every_ns > 0 else None
+        self._collect_every_ns = collect_every_ns
+        self._next_collect = 0
+        scheduled = self._runtime or self._next_funding or self._collect is not None
+        self.next_due = 0 if scheduled else NEVER
         self._init_queries()
+        #: the run's metrics (set by the engine; plugins create handles on it)
+        self.metrics: Any = None
         broker.bind(self)
         self._broker_on_bar = getattr(broker, "on_bar", None)
         self._broker_submit = broker.submit
@@ -364,6 +372,13 @@ class Kernel(KernelQueries):
         if self._runtime:
             self._evaluate_runtime(now)
         dues = [*self._next_funding.values(), *(r.next_due for r in self._runtime)]
+        if self._collect is not None:
+            if now >= self._next_collect:
+                if self._next_collect:  # the first call only aligns the schedule
+                    self._collect(now)
+                step = self._collect_every_ns
+                self._next_collect = (now // step + 1) * step
+            dues.append(self._next_collect)
         self.next_due = min(dues) if dues else NEVER
 
     def _pay_funding(self, symbol: str) -> None:

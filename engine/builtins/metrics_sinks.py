@@ -1,0 +1,230 @@
+"""Built-in plugin ``metrics_sinks``: where collected metrics go.
+
+- ``memory`` store: keeps the last value of every series per time bucket, with a
+  bound on the buckets kept per series (``store.series(name, **labels)``).
+- ``sqlite`` store: the same buckets in a SQLite file, queryable after the run
+  with ``engine metrics query FILE --name NAME``.
+- ``log`` exporter: one JSON line per collection (INFO), for log pipelines.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+from loguru import logger
+
+from engine import (
+    Exporter,
+    MetricRecord,
+    MetricsStore,
+    hookimpl,
+    interval,
+    parse_interval,
+    positive,
+)
+
+Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+@attrs.frozen
+class MemoryConfig:
+    """``[[metrics_stores]] type = "memory"``: time buckets and how many are kept."""
+
+    bucket: str = attrs.field(default="1m", validator=interval)
+    retention: int = attrs.field(default=10_000, validator=positive)
+
+
+class MemoryStore:
+    """Series of (bucket start, value), the last value of each bucket, bounded."""
+
+    def __init__(self, config: MemoryConfig) -> None:
+        self.bucket_ns = parse_interval(config.bucket)
+        self.retention = config.retention
+        self.data: dict[Key, deque[tuple[int, float]]] = {}
+
+    def write(self, records: Iterable[MetricRecord]) -> None:
+        """Store one collection."""
+        for r in records:
+            points = self.data.setdefault((r.name, r.labels), deque(maxlen=self.retention))
+            start = r.ts - r.ts % self.bucket_ns
+            if points and points[-1][0] == start:
+                points[-1] = (start, r.value)
+            else:
+                points.append((start, r.value))
+
+    def series(self, name: str, **labels: object) -> list[tuple[int, float]]:
+        """The points of one series (labels must match exactly)."""
+        key = (name, tuple(sorted((k, str(v)) for k, v in labels.items())))
+        return list(self.data.get(key, ()))
+
+
+@attrs.frozen
+class SqliteConfig:
+    """``[[metrics_stores]] type = "sqlite"``: a SQLite file (relative to the working
+    directory), bucketed like the memory store."""
+
+    path: str
+    bucket: str = attrs.field(default="1m", validator=interval)
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS metrics (
+    name TEXT NOT NULL, labels TEXT NOT NULL, kind TEXT NOT NULL,
+    bucket INTEGER NOT NULL, ts INTEGER NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (name, labels, bucket)
+)
+"""
+
+
+class SqliteStore:
+    """One row per series and bucket: the last value seen in the bucket."""
+
+    def __init__(self, config: SqliteConfig) -> None:
+        self.bucket_ns = parse_interval(config.bucket)
+        Path(config.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(config.path)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(SCHEMA)
+
+    def write(self, records: Iterable[MetricRecord]) -> None:
+        """Store one collection (one transaction)."""
+        rows = [
+            (
+                r.name,
+                json.dumps(dict(r.labels), sort_keys=True),
+                r.kind.value,
+                r.ts - r.ts % self.bucket_ns,
+                r.ts,
+                r.value,
+            )
+            for r in records
+        ]
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, labels, bucket)"
+                " DO UPDATE SET ts = excluded.ts, value = excluded.value",
+                rows,
+            )
+
+    def close(self) -> None:
+        """Close the file."""
+        self.db.close()
+
+
+def query(path: str, name: str, labels: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Rows of one metric from a SQLite metrics file, oldest first."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT labels, kind, bucket, ts, value FROM metrics WHERE name = ?"
+            " ORDER BY labels, bucket",
+            (name,),
+        ).fetchall()
+    finally:
+        db.close()
+    out = []
+    for raw, kind, bucket, ts, value in rows:
+        got = json.loads(raw)
+        if labels and any(got.get(k) != v for k, v in labels.items()):
+            continue
+        out.append({"labels": got, "kind": kind, "bucket": bucket, "ts": ts, "value": value})
+    return out
+
+
+class LogExporter:
+    """Logs each collection as one JSON line at INFO."""
+
+    def __init__(self, config: None) -> None:
+        pass
+
+    def export(self, records: Iterable[MetricRecord]) -> None:
+        """One line: {"ts": ..., "metrics": {"name{label=value}": value, ...}}."""
+        records = list(records)
+        values = {}
+        for r in records:
+            labels = ",".join(f"{k}={v}" for k, v in r.labels)
+            values[f"{r.name}{{{labels}}}" if labels else r.name] = r.value
+        ts = max((r.ts for r in records), default=0)
+        logger.bind(metrics=values).info(
+            "metrics {}", json.dumps({"ts": ts, "metrics": values}, sort_keys=True)
+        )
+
+
+@hookimpl
+def engine_metrics_stores() -> list[MetricsStore]:
+    """The ``memory`` and ``sqlite`` stores."""
+    return [
+        MetricsStore(
+            name="memory",
+            factory=MemoryStore,
+            config_type=MemoryConfig,
+            description="Bucketed series in memory.",
+        ),
+        MetricsStore(
+            name="sqlite",
+            factory=SqliteStore,
+            config_type=SqliteConfig,
+            description="Bucketed series in a SQLite file.",
+        ),
+    ]
+
+
+@hookimpl
+def engine_exporters() -> list[Exporter]:
+    """The ``log`` exporter."""
+    return [
+        Exporter(name="log", factory=LogExporter, description="One JSON log line per collection.")
+    ]
+
+
+def _metrics_cli() -> Any:
+    import click
+
+    @click.group(name="metrics")
+    def metrics() -> None:
+        """Metrics tools (from the metrics_sinks plugin)."""
+
+    @metrics.command(name="query")
+    @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+    @click.option("--name", required=True, help="Metric name, e.g. engine_equity.")
+    @click.option(
+        "--label",
+        "labels",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Filter by label (repeatable).",
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+    def query_command(file: str, name: str, labels: tuple[str, ...], as_json: bool) -> None:
+        """Print one metric's buckets from a SQLite metrics FILE."""
+        wanted = {}
+        for item in labels:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--label")
+            wanted[key] = value
+        rows = query(file, name, wanted)
+        if as_json:
+            click.echo(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            click.echo(f"no rows for {name}")
+        for row in rows:
+            labels_text = ",".join(f"{k}={v}" for k, v in row["labels"].items())
+            click.echo(f"{row['bucket']}  {name}{{{labels_text}}}  {row['value']:g}")
+
+    return metrics
+
+
+@hookimpl
+def engine_cli_commands() -> list[Any]:
+    """``engine metrics query FILE --name NAME``."""
+    from engine import CliCommand
+
+    return [CliCommand(name="metrics", command=_metrics_cli())]

@@ -1,0 +1,119 @@
+"""The engine's own metrics, derived from the kernel's state when metrics are
+collected (nothing is counted per event). docs/metrics.md lists them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from engine.metrics import Labels, MetricKind, Metrics
+
+if TYPE_CHECKING:
+    from engine.kernel.core import Kernel
+
+__all__ = ["CATALOGUE", "install"]
+
+C, G = MetricKind.COUNTER, MetricKind.GAUGE
+
+#: name -> (kind, labels, help). The source of docs/metrics.md.
+CATALOGUE: dict[str, tuple[MetricKind, tuple[str, ...], str]] = {
+    "engine_bars_total": (C, ("instrument",), "bars processed"),
+    "engine_orders_total": (C, ("state",), "order state transitions, by state reached"),
+    "engine_denials_total": (C, ("stage", "plugin", "reason"), "intents denied"),
+    "engine_reductions_total": (C, ("reason",), "intents whose quantity a guard reduced"),
+    "engine_fills_total": (C, ("instrument",), "fills"),
+    "engine_fees_total": (C, (), "fees paid, quote currency"),
+    "engine_funding_total": (C, (), "funding received (negative: paid), quote currency"),
+    "engine_liquidations_total": (C, ("instrument",), "positions liquidated"),
+    "engine_alerts_total": (C, ("severity",), "alerts raised"),
+    "engine_alert_failures_total": (C, (), "alert deliveries that failed"),
+    "engine_illegal_transitions_total": (
+        C,
+        (),
+        "illegal order transitions (bugs in a venue or plugin)",
+    ),
+    "engine_equity": (G, (), "equity at the last closes, quote currency"),
+    "engine_cash": (G, (), "cash, quote currency"),
+    "engine_realized_pnl": (G, (), "realised PnL before fees, quote currency"),
+    "engine_position": (G, ("instrument",), "signed position"),
+    "engine_exposure_gross": (G, (), "gross notional of positions, quote currency"),
+    "engine_margin_ratio": (G, (), "maintenance margin over equity (1 is liquidation)"),
+    "engine_trading_state": (G, (), "0 active, 1 reducing, 2 halted"),
+    "engine_open_orders": (G, (), "orders not yet in a terminal state"),
+}
+
+
+def _l(**labels: object) -> Labels:
+    return tuple(sorted((k, str(v)) for k, v in labels.items()))
+
+
+def install(metrics: Metrics, kernel: Kernel) -> None:
+    """Add the catalogue's collectors for ``kernel`` to ``metrics``."""
+    denials: Counter[Labels] = Counter()
+    reductions: Counter[Labels] = Counter()
+    fills: Counter[str] = Counter()
+    liquidations: Counter[str] = Counter()
+    alerts: Counter[str] = Counter()
+    seen = {"denials": 0, "reductions": 0, "fills": 0, "liquidations": 0, "alerts": 0}
+    for name, (_kind, _labels, text) in CATALOGUE.items():
+        metrics.help[name] = text
+
+    def counters() -> Iterator[tuple[str, MetricKind, Labels, float]]:
+        for d in kernel.pipeline.denials[seen["denials"] :]:
+            denials[_l(stage=d.stage, plugin=d.plugin, reason=d.reason)] += 1
+        seen["denials"] = len(kernel.pipeline.denials)
+        for r in kernel.pipeline.reductions[seen["reductions"] :]:
+            reductions[_l(reason=r.reason)] += 1
+        seen["reductions"] = len(kernel.pipeline.reductions)
+        for f in kernel.fills[seen["fills"] :]:
+            fills[f.instrument] += 1
+        seen["fills"] = len(kernel.fills)
+        for liq in kernel.liquidations[seen["liquidations"] :]:
+            liquidations[liq.instrument] += 1
+        seen["liquidations"] = len(kernel.liquidations)
+        for a in kernel.alerts[seen["alerts"] :]:
+            alerts[a.severity.value] += 1
+        seen["alerts"] = len(kernel.alerts)
+        for symbol, stream in kernel.streams.items():
+            yield "engine_bars_total", C, _l(instrument=symbol), stream.view.index + 1
+        for state, n in kernel.order_counts.items():
+            yield "engine_orders_total", C, _l(state=state.value), n
+        for labels, n in denials.items():
+            yield "engine_denials_total", C, labels, n
+        for labels, n in reductions.items():
+            yield "engine_reductions_total", C, labels, n
+        for symbol, n in fills.items():
+            yield "engine_fills_total", C, _l(instrument=symbol), n
+        for symbol, n in liquidations.items():
+            yield "engine_liquidations_total", C, _l(instrument=symbol), n
+        for severity, n in alerts.items():
+            yield "engine_alerts_total", C, _l(severity=severity), n
+        yield "engine_fees_total", C, (), float(kernel.portfolio.fees)
+        yield "engine_funding_total", C, (), float(kernel.portfolio.funding)
+        yield "engine_alert_failures_total", C, (), kernel.alert_failures
+        yield "engine_illegal_transitions_total", C, (), kernel.illegal_transitions
+
+    def gauges() -> Iterator[tuple[str, MetricKind, Labels, float]]:
+        portfolio = kernel.portfolio
+        marks = kernel.marks()
+        yield (
+            "engine_equity",
+            G,
+            (),
+            float(portfolio.equity(marks)) if marks else float(portfolio.cash),
+        )
+        yield "engine_cash", G, (), float(portfolio.cash)
+        yield "engine_realized_pnl", G, (), float(portfolio.realized_pnl)
+        gross = 0.0
+        for symbol, pos in portfolio.positions.items():
+            yield "engine_position", G, _l(instrument=symbol), float(pos.quantity)
+            if pos.quantity and symbol in marks:
+                gross += float(portfolio.notional(symbol, marks[symbol]))
+        yield "engine_exposure_gross", G, (), gross
+        yield "engine_margin_ratio", G, (), float(portfolio.margin_ratio(marks)) if marks else 0.0
+        yield "engine_trading_state", G, (), kernel.trading.state.severity
+        yield "engine_open_orders", G, (), len(kernel.open_orders())
+
+    metrics.add_collector(counters)
+    metrics.add_collector(gauges)
