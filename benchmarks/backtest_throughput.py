@@ -50,21 +50,33 @@ CHECKS: dict[str, Any] = {
 }
 
 
-def config(bars: int, checks: bool = False) -> dict[str, Any]:
+#: Metrics collected every hour of engine time into a memory store and the log exporter.
+METRICS: dict[str, Any] = {
+    "metrics": {"interval": "1h"},
+    "metrics_stores": [{"type": "memory"}],
+    "exporters": [{"type": "log"}],
+}
+
+
+def config(bars: int, checks: bool = False, metrics: bool = False) -> dict[str, Any]:
     """The benchmark's engine configuration (the same shape as a TOML file)."""
-    return (CHECKS if checks else {}) | {
-        "engine": {"name": "throughput", "initial_cash": "1000000", "seed": 42},
-        "instruments": [{"symbol": "BTC-USD", "tick_size": str(TICK), "lot_size": "0.001"}],
-        "feed": {
-            "type": "synthetic",
-            "bars": bars,
-            "interval": "1m",
-            "start_price": "30000",
-            "volatility": 0.0008,
-        },
-        "broker": {"type": "simulated", "fee_bps": "1"},
-        "strategies": [{"type": "sma_crossover", "fast": 10, "slow": 30, "quantity": "1"}],
-    }
+    return (
+        (CHECKS if checks else {})
+        | (METRICS if metrics else {})
+        | {
+            "engine": {"name": "throughput", "initial_cash": "1000000", "seed": 42},
+            "instruments": [{"symbol": "BTC-USD", "tick_size": str(TICK), "lot_size": "0.001"}],
+            "feed": {
+                "type": "synthetic",
+                "bars": bars,
+                "interval": "1m",
+                "start_price": "30000",
+                "volatility": 0.0008,
+            },
+            "broker": {"type": "simulated", "fee_bps": "1"},
+            "strategies": [{"type": "sma_crossover", "fast": 10, "slow": 30, "quantity": "1"}],
+        }
+    )
 
 
 def plain_loop(opens: list[int], closes: list[int], fast: int, slow: int) -> list[tuple[int, str]]:
@@ -102,7 +114,9 @@ def peak_rss_mb() -> float:
     return peak / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux
 
 
-def run_engine(bars: int, checks: bool, repeat: int) -> tuple[Any, list[float], list[float], float]:
+def run_engine(
+    bars: int, checks: bool, repeat: int, metrics: bool = False
+) -> tuple[Any, list[float], list[float], float]:
     """Best-of-``repeat`` engine runs: (last result, loop times, wall times, peak RSS
     after the first run)."""
     from engine import Engine
@@ -114,7 +128,7 @@ def run_engine(bars: int, checks: bool, repeat: int) -> tuple[Any, list[float], 
     for k in range(repeat):
         result = None  # one run's objects at a time
         started = time.perf_counter()
-        result = Engine.from_config(config(bars, checks)).backtest_sync()
+        result = Engine.from_config(config(bars, checks, metrics)).backtest_sync()
         walls.append(time.perf_counter() - started)
         times.append(result.elapsed_seconds)
         if k == 0:
@@ -122,10 +136,13 @@ def run_engine(bars: int, checks: bool, repeat: int) -> tuple[Any, list[float], 
     return result, times, walls, rss
 
 
-def scenario(bars: int, checks: bool, repeat: int) -> dict[str, Any]:
+def scenario(bars: int, checks: bool, repeat: int, metrics: bool = False) -> dict[str, Any]:
     """One scenario, measured in this process: best-of-``repeat`` engine runs and
     the plain loop over the very same bars, fills compared."""
-    result, times, walls, rss = run_engine(bars, checks, repeat)
+    from engine.telemetry import configure_logging
+
+    configure_logging("WARNING")  # as the CLI does by default
+    result, times, walls, rss = run_engine(bars, checks, repeat, metrics)
     fills = [(f.ts, f.side.value, f.price, f.quantity) for f in result.fill_records]
     series = result.series["BTC-USD"]
     opens, closes, ts = series.open.tolist(), series.close.tolist(), series.ts.tolist()
@@ -157,14 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bars", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is kept")
     parser.add_argument("--json", dest="json_path", help="also write the figures here")
-    parser.add_argument("--child", choices=["plain", "checks"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["plain", "checks", "metrics"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:  # one scenario in its own process, so its peak RSS is its own
-        print(json.dumps(scenario(args.bars, args.child == "checks", args.repeat)))
+        figures = scenario(args.bars, args.child == "checks", args.repeat, args.child == "metrics")
+        print(json.dumps(figures))
         return 0
 
     scenarios: dict[str, dict[str, Any]] = {}
-    for name, child in (("engine", "plain"), ("engine + 5 guards + 3 filters", "checks")):
+    # (name, child scenario, held to the 1,000,000 bars/s target of issues 2 and 3?)
+    names = (
+        ("engine", "plain", True),
+        ("engine + 5 guards + 3 filters", "checks", True),
+        ("engine + metrics (hourly: memory store, log exporter)", "metrics", False),
+    )
+    targeted = {name for name, _, held in names if held}
+    for name, child, _ in names:
         out = subprocess.run(
             [
                 sys.executable,
@@ -195,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     for name, f in scenarios.items():
         met = f["fills_identical"] and f["bars_per_second"] >= 1_000_000 and f["peak_rss_mb"] < 400
-        ok = ok and met
+        if name in targeted:
+            ok = ok and met
         print(f"{name}:")
         print(
             f"  engine loop        {f['seconds']:.3f} s  {f['bars_per_second']:,} bars/s"
@@ -211,7 +237,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  fills              {f['fills']:,}, identical to the plain loop's:"
             f" {f['fills_identical']}; denials {f['denials']}"
         )
-        print(f"  {'PASS' if met else 'BELOW TARGET'}")
+        if name in targeted:
+            print(f"  {'PASS' if met else 'BELOW TARGET'}")
+        else:
+            print("  (reported beside the others; no target here)")
     print("target (issues 2 and 3): >= 1,000,000 bars/s, peak RSS < 400 MB, identical fills")
     if args.json_path:
         with open(args.json_path, "w") as fh:

@@ -146,14 +146,16 @@ class LogExporter:
     def export(self, records: Iterable[MetricRecord]) -> None:
         """One line: {"ts": ..., "metrics": {"name{label=value}": value, ...}}."""
         records = list(records)
-        values = {}
-        for r in records:
-            labels = ",".join(f"{k}={v}" for k, v in r.labels)
-            values[f"{r.name}{{{labels}}}" if labels else r.name] = r.value
-        ts = max((r.ts for r in records), default=0)
-        logger.bind(metrics=values).info(
-            "metrics {}", json.dumps({"ts": ts, "metrics": values}, sort_keys=True)
-        )
+
+        def line() -> str:  # built only if INFO is logged somewhere
+            values = {}
+            for r in records:
+                labels = ",".join(f"{k}={v}" for k, v in r.labels)
+                values[f"{r.name}{{{labels}}}" if labels else r.name] = r.value
+            ts = max((r.ts for r in records), default=0)
+            return json.dumps({"ts": ts, "metrics": values}, sort_keys=True)
+
+        logger.opt(lazy=True).info("metrics {}", line)
 
 
 @hookimpl
