@@ -52,9 +52,20 @@ def _manager(ctx: click.Context) -> PluginManager:
 
 
 def _engine(ctx: click.Context, config: Path) -> Engine:
+    """The engine of CONFIG, with the config's [logging] applied (flags win)."""
     from engine.engine import Engine
+    from engine.telemetry import configure_logging
 
-    return Engine.from_config(config, plugins=_manager(ctx))
+    eng = Engine.from_config(config, plugins=_manager(ctx))
+    section = eng.config.logging  # resolving reports every config problem
+    opts = ctx.find_root().params
+    configure_logging(
+        opts.get("log_level") or section.level,
+        json=section.json if opts.get("log_json") is None else bool(opts["log_json"]),
+        file=section.file,
+        rotation=section.rotation,
+    )
+    return eng
 
 
 def user_errors(func: F) -> F:
@@ -106,8 +117,12 @@ class EngineGroup(click.Group):
     "--disable-plugin", multiple=True, metavar="NAME", help="Do not load this plugin (repeatable)."
 )
 @click.option("--no-plugins", is_flag=True, help="Load only the built-in plugins.")
-@click.option("--log-level", default="WARNING", show_default=True, help="Log level on stderr.")
-@click.option("--log-json", is_flag=True, help="Log JSON lines.")
+@click.option(
+    "--log-level", default=None, help="Log level on stderr (default: [logging] level, or WARNING)."
+)
+@click.option(
+    "--log-json", is_flag=True, default=None, help="Log JSON lines (default: [logging] json)."
+)
 @click.version_option(package_name="engine", prog_name="engine")
 @click.pass_context
 def main(
@@ -115,13 +130,13 @@ def main(
     strict_plugins: bool,
     disable_plugin: tuple[str, ...],
     no_plugins: bool,
-    log_level: str,
-    log_json: bool,
+    log_level: str | None,
+    log_json: bool | None,
 ) -> None:
     """A plugin-based trading engine: backtest, paper trade, inspect plugins."""
     from engine.telemetry import configure_logging
 
-    configure_logging(log_level, json=log_json)
+    configure_logging(log_level or "WARNING", json=bool(log_json))
     ctx.ensure_object(dict)
 
 

@@ -397,6 +397,22 @@ class TradingSection:
     resume_after: str = field(default="15m", validator=interval)
 
 
+_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+@frozen
+class LoggingSection:
+    """``[logging]``: applied by the ``engine`` command (its flags override it)."""
+
+    level: str = field(default="WARNING", validator=attrs.validators.in_(_LEVELS))
+    json: bool = False
+    #: also write to this file (relative to the working directory), rotated by size
+    file: str | None = None
+    rotation: str = "100 MB"
+    #: log every order's path (bar, intent, decision, submit, fill) with a correlation id
+    trace_orders: bool = False
+
+
 @frozen
 class MetricsSection:
     """``[metrics]``: how often metrics are collected for stores and exporters."""
@@ -419,6 +435,7 @@ class _CoreConfig:
     paper: PaperSection = PaperSection()
     trading: TradingSection = TradingSection()
     metrics: MetricsSection = MetricsSection()
+    logging: LoggingSection = LoggingSection()
 
 
 @frozen
@@ -562,7 +579,7 @@ COMPONENT_SECTIONS: tuple[ComponentKind, ...] = (
         default_items=({"type": "log"},),
     ),
 )
-_CORE_SECTIONS = {"engine", "instruments", "paper", "trading", "metrics"} | {
+_CORE_SECTIONS = {"engine", "instruments", "paper", "trading", "metrics", "logging"} | {
     k.section for k in COMPONENT_SECTIONS
 }
 
@@ -584,6 +601,7 @@ class EngineConfig:
     paper: PaperSection
     trading: TradingSection
     metrics: MetricsSection
+    logging: LoggingSection
     components: Mapping[str, tuple[ComponentSpec, ...]]
     sections: Mapping[str, Any]
     raw: Mapping[str, Any]
@@ -602,6 +620,7 @@ class EngineConfig:
             "paper": converter.unstructure(self.paper),
             "trading": converter.unstructure(self.trading),
             "metrics": converter.unstructure(self.metrics),
+            "logging": converter.unstructure(self.logging),
         }
         for kind in COMPONENT_SECTIONS:
             dumped = [s.dump() for s in self.components.get(kind.section, ())]
@@ -734,7 +753,9 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
     sections = plugins.records("engine_config_sections")
 
     core_raw = {
-        k: data[k] for k in ("engine", "instruments", "paper", "trading", "metrics") if k in data
+        k: data[k]
+        for k in ("engine", "instruments", "paper", "trading", "metrics", "logging")
+        if k in data
     }
     core, more = structure(core_raw, _CoreConfig, "config")
     problems += more
@@ -821,6 +842,7 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
         paper=core.paper,
         trading=core.trading,
         metrics=core.metrics,
+        logging=core.logging,
         components=components,
         sections=plugin_sections,
         raw=raw.data,

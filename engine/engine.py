@@ -31,6 +31,7 @@ from engine.kernel.core import Kernel, RuntimeCheck
 from engine.kernel.gcpolicy import quiet_gc
 from engine.kernel.loops import backtest_chunks, paper_loop
 from engine.kernel.pipeline import STAGES, CompiledCheck, OrderPipeline
+from engine.kernel.tracing import install_order_tracing
 from engine.metrics import Metrics, Publisher
 from engine.model import Instrument, Portfolio
 from engine.plugins import PluginManager, PluginSettings
@@ -211,6 +212,8 @@ class Engine:
         )
         kernel.metrics = metrics
         install_catalogue(metrics, kernel)
+        if cfg.logging.trace_orders:  # before strategies keep the kernel's submit
+            install_order_tracing(kernel)
         self.metrics = metrics
         strategies = []
         for sid, spec in zip(ids, cfg.components["strategies"], strict=True):

@@ -25,15 +25,34 @@ class _InterceptHandler(logging.Handler):
         logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
 
 
-def configure_logging(level: str = "WARNING", *, json: bool = False, debug: bool = False) -> None:
-    """Replace loguru's sinks with one stderr sink at ``level`` (JSON lines with ``json``)."""
+def configure_logging(
+    level: str = "WARNING",
+    *,
+    json: bool = False,
+    debug: bool = False,
+    file: str | None = None,
+    rotation: str = "100 MB",
+) -> None:
+    """Replace loguru's sinks with one stderr sink at ``level`` (JSON lines with
+    ``json``) and, with ``file``, a rotated file sink in the same format."""
     logger.remove()
+    text = "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> {message}"
     logger.add(
         sys.stderr,
         level=level.upper(),
         serialize=json,
         diagnose=debug,
         backtrace=debug,
-        format="<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> {message}",
+        format=text,
     )
+    if file:
+        logger.add(
+            file,
+            level=level.upper(),
+            serialize=json,
+            diagnose=debug,
+            backtrace=debug,
+            rotation=rotation,
+            format=text,
+        )
     logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
