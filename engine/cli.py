@@ -54,16 +54,19 @@ def _manager(ctx: click.Context) -> PluginManager:
 def _engine(ctx: click.Context, config: Path) -> Engine:
     """The engine of CONFIG, with the config's [logging] applied (flags win)."""
     from engine.engine import Engine
-    from engine.telemetry import configure_logging
+    from engine.telemetry import configure_logging, secrets_of
 
     eng = Engine.from_config(config, plugins=_manager(ctx))
     section = eng.config.logging  # resolving reports every config problem
     opts = ctx.find_root().params
+    cfg = eng.config
+    options = [s.options for specs in cfg.components.values() for s in specs]
     configure_logging(
         opts.get("log_level") or section.level,
         json=section.json if opts.get("log_json") is None else bool(opts["log_json"]),
         file=section.file,
         rotation=section.rotation,
+        secrets=secrets_of([options, dict(cfg.sections)]),
     )
     return eng
 

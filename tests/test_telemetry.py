@@ -56,3 +56,36 @@ def test_the_library_adds_no_sink_at_import() -> None:
     import engine  # noqa: F401
 
     assert logging.getLogger().handlers == before
+
+
+REDACT = """
+from loguru import logger
+from engine.telemetry import configure_logging, secrets_of
+from engine.config import Secret
+import attrs
+
+@attrs.frozen
+class Venue:
+    api_key: Secret
+    name: str = "x"
+
+configure_logging("INFO", json={json}, secrets=secrets_of([Venue(Secret("tok-123456"))]))
+logger.bind(header="Bearer tok-123456").info("connecting with key tok-123456")
+"""
+
+
+def test_secrets_are_redacted_in_messages_and_extras() -> None:
+    for json_lines in (False, True):
+        err = subprocess.run(
+            [sys.executable, "-c", REDACT.format(json=json_lines)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stderr
+        assert "tok-123456" not in err
+        assert "connecting with key ***" in err
+        if json_lines:
+            (record,) = [
+                json.loads(line)["record"] for line in err.splitlines() if line.startswith("{")
+            ]
+            assert record["extra"]["header"] == "Bearer ***"
