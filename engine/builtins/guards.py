@@ -100,26 +100,6 @@ def max_position(config: MaxPositionConfig) -> Check:
     return check
 
 
-def _exposures(
-    ctx: Any, strategy: str | None = None
-) -> tuple[Decimal, Decimal, Decimal, dict[str, tuple[Decimal, Decimal, Decimal]]]:
-    """Worst-case notional exposure with open orders reserved side by side (an order
-    may fill, its opposite may not): (gross, net if every buy fills, net if every sell
-    fills, per symbol (held, open buys, open sells)); per strategy with ``strategy``."""
-    gross = net_long = net_short = ZERO
-    parts: dict[str, tuple[Decimal, Decimal, Decimal]] = {}
-    for symbol, price in ctx.marks().items():
-        unit = price * ctx.instrument(symbol).multiplier
-        held = ctx.position(symbol) if strategy is None else ctx.strategy_position(strategy, symbol)
-        buys = ctx.reserved(symbol, strategy, Side.BUY)
-        sells = ctx.reserved(symbol, strategy, Side.SELL)
-        parts[symbol] = (held, buys, sells)
-        gross += max(abs(held + buys), abs(held + sells)) * unit
-        net_long += (held + buys) * unit
-        net_short += (held + sells) * unit
-    return gross, net_long, net_short, parts
-
-
 def _exposure_room(
     intent: OrderIntent,
     ctx: Any,
@@ -136,8 +116,10 @@ def _exposure_room(
     if mark is None:
         return ZERO, "no price to value the order"
     unit = mark * ctx.instrument(symbol).multiplier
-    gross, net_long, net_short, parts = _exposures(ctx, strategy)
-    held, buys, sells = parts.get(symbol, (ZERO, ZERO, ZERO))
+    gross, net_long, net_short = ctx.exposure(strategy)
+    held = ctx.position(symbol) if strategy is None else ctx.strategy_position(strategy, symbol)
+    buys = ctx.reserved(symbol, strategy, Side.BUY)
+    sells = ctx.reserved(symbol, strategy, Side.SELL)
     buying = intent.side is Side.BUY
     direction = 1 if buying else -1
     x = held + (buys if buying else sells)  # position if this side's open orders fill

@@ -105,8 +105,8 @@ class PipelineContext(Protocol):
         """Equity minus the first sample of the UTC day."""
         ...
 
-    def exposure(self, strategy: str | None = None) -> tuple[Decimal, Decimal]:
-        """(gross, net) notional, open orders reserved."""
+    def exposure(self, strategy: str | None = None) -> tuple[Decimal, Decimal, Decimal]:
+        """(gross, net if open buys fill, net if open sells fill), worst case."""
         ...
 
     def margin_ratio(self) -> Decimal:

@@ -165,22 +165,24 @@ class KernelQueries:
         value = self.equity()
         return value - self.day_start_equity
 
-    def exposure(self, strategy: str | None = None) -> tuple[Decimal, Decimal]:
-        """(gross, net) notional at the last closes, open orders counted as reserved;
-        for one strategy with ``strategy``."""
-        gross = net = ZERO
+    def exposure(self, strategy: str | None = None) -> tuple[Decimal, Decimal, Decimal]:
+        """Notional exposure at the last closes, open orders counted in the worst case
+        (an order may fill, its opposite may not): ``(gross, net if every open buy
+        fills, net if every open sell fills)``; one strategy's with ``strategy``."""
+        gross = net_long = net_short = ZERO
         for symbol, price in self.marks().items():
-            inst = self.instruments[symbol]
+            unit = price * self.instrument(symbol).multiplier
             held = (
                 self.position(symbol)
                 if strategy is None
                 else self.strategy_position(strategy, symbol)
             )
-            pending = self.reserved(symbol, strategy)
-            worst = max(abs(held + pending), abs(held))
-            gross += worst * price * inst.multiplier
-            net += (held + pending) * price * inst.multiplier
-        return gross, net
+            buys = self.reserved(symbol, strategy, Side.BUY)
+            sells = self.reserved(symbol, strategy, Side.SELL)
+            gross += max(abs(held + buys), abs(held + sells)) * unit
+            net_long += (held + buys) * unit
+            net_short += (held + sells) * unit
+        return gross, net_long, net_short
 
     def margin_ratio(self) -> Decimal:
         """Maintenance margin over equity (see :meth:`Portfolio.margin_ratio`)."""

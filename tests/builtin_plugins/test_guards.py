@@ -38,6 +38,7 @@ from engine import (
 )
 from engine.builtins import guards as g
 from engine.builtins.broker_simulated import SimulatedBroker, SimulatedConfig
+from engine.kernel.queries import KernelQueries
 
 D = Decimal
 MIN = 60_000_000_000
@@ -238,6 +239,9 @@ class FakeCtx:
 
     def strategy_position(self, strategy: str, symbol: str) -> Decimal:
         return self._strategy_positions.get((strategy, symbol), D(0))
+
+    # the engine's own definition, computed from this fake's answers above
+    exposure = KernelQueries.exposure
 
     def marks(self) -> dict[str, Decimal]:
         return dict(self._prices)
