@@ -11,23 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from constants import BUILTINS
 
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = str(Path(sys.executable).with_name("engine"))
-BUILTINS = {
-    "csv",
-    "filters",
-    "guards",
-    "log_alerts",
-    "metrics_sinks",
-    "parquet",
-    "performance",
-    "runtime_guards",
-    "simulated",
-    "sma_crossover",
-    "synthetic",
-    "validation",
-}
 
 
 def engine(

@@ -54,11 +54,13 @@ class Fixed:
         return BarSeries.from_arrays(instrument, ts, o, h, lo, c, [100.0] * len(BARS))
 
 
-def run() -> Any:
+def run(strategy: type = Script) -> Any:
+    """Backtest ``strategy`` on the fixed bars: 10,000 cash, BTC-PERP at 5x."""
+
     class P:
         @hookimpl
         def engine_strategies(self) -> list[Strategy]:
-            return [Strategy(name="script", factory=Script)]
+            return [Strategy(name="script", factory=strategy)]
 
         @hookimpl
         def engine_feeds(self) -> list[Feed]:
@@ -171,34 +173,7 @@ def test_the_venue_rejects_what_the_margin_cannot_carry() -> None:
             if bar.index == 0:
                 self.ctx.buy("2.5")  # 62,500 notional on 10,000: 12,500 initial margin
 
-    class P:
-        @hookimpl
-        def engine_strategies(self) -> list[Strategy]:
-            return [Strategy(name="greedy", factory=Greedy)]
-
-        @hookimpl
-        def engine_feeds(self) -> list[Feed]:
-            return [Feed(name="fixed", factory=Fixed)]
-
-    eng = Engine.from_config(
-        {
-            "engine": {"initial_cash": "10000"},
-            "instruments": [
-                {
-                    "symbol": "BTC-PERP",
-                    "tick_size": "0.1",
-                    "kind": "perpetual",
-                    "initial_margin": "0.2",
-                    "maintenance_margin": "0.05",
-                }
-            ],
-            "feed": {"type": "fixed"},
-            "strategies": [{"type": "greedy"}],
-        },
-        settings=PluginSettings(builtin_only=True),
-    )
-    eng.register(P(), "p")
-    result = eng.backtest_sync()
+    result = run(Greedy)
     (order,) = result.orders.values()
     assert order.state.value == "rejected"
     assert (

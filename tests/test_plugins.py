@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from constants import BUILTINS
 from loguru import logger
 
 from engine import (
@@ -20,21 +21,6 @@ from engine import (
     hookimpl,
 )
 from engine.plugins import ESSENTIAL_PLUGINS
-
-BUILTINS = {
-    "csv",
-    "filters",
-    "guards",
-    "log_alerts",
-    "metrics_sinks",
-    "parquet",
-    "performance",
-    "runtime_guards",
-    "simulated",
-    "sma_crossover",
-    "synthetic",
-    "validation",
-}
 
 
 def install_fake_distribution(root: Path, dist: str, plugins: dict[str, str]) -> None:
