@@ -187,9 +187,6 @@ class Stream:
             cums = self._cumsums[column] = np.cumsum(values, dtype=np.float64)
         return cums.item(i) - (cums.item(i - n) if i >= n else 0.0)  # type: ignore[no-any-return]
 
-    def __len__(self) -> int:
-        return len(self.ts)
-
     def to_series(self) -> BarSeries:
         """The bars seen so far as a columnar :class:`BarSeries`."""
         i64 = np.int64
