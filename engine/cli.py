@@ -337,6 +337,69 @@ def hooks(ctx: click.Context, as_json: bool) -> None:
         click.echo("    " + doc.replace("\n", "\n    ") + "\n")
 
 
+#: ``engine health`` exit codes by overall status; 3: no engine answered
+HEALTH_EXIT = {"ok": 0, "degraded": 1, "failing": 2}
+
+
+@main.command()
+@click.option(
+    "--url",
+    default="http://127.0.0.1:9464/health",
+    show_default=True,
+    help="The running engine's /health (served by engine-plugin-prometheus).",
+)
+@click.option("--timeout", default=5.0, show_default=True, help="Seconds to wait for an answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON document as served.")
+def health(url: str, timeout: float, as_json: bool) -> None:
+    """Health of a running engine: every component's status and detail.
+
+    Exit code 0 ok, 1 degraded, 2 failing, 3 when no engine answers at URL.
+    """
+    import urllib.error
+    import urllib.request
+
+    from rich.console import Console
+    from rich.table import Table
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as reply:
+            body = reply.read()
+    except urllib.error.HTTPError as err:  # 503: failing, still a health document
+        body = err.read()
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        click.echo(
+            f"error: no engine answers at {url} ({reason}); is a run going with"
+            " engine-plugin-prometheus installed?",
+            err=True,
+        )
+        sys.exit(3)
+    try:
+        document = json.loads(body)
+        status = document["status"]
+    except (ValueError, KeyError, TypeError):
+        click.echo(f"error: {url} did not return a health document", err=True)
+        sys.exit(3)
+    if as_json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        table = Table(title=f"health: {status}")
+        for col in ("component", "plugin", "status", "detail"):
+            table.add_column(col, overflow="fold")
+        colour = {"ok": "green", "degraded": "yellow", "failing": "red"}
+        for c in document.get("components", ()):
+            table.add_row(
+                c["component"],
+                c.get("plugin", ""),
+                f"[{colour.get(c['status'], '')}]{c['status']}[/]",
+                c.get("detail", ""),
+            )
+        if "detail" in document:
+            table.caption = document["detail"]
+        Console().print(table)
+    sys.exit(HEALTH_EXIT.get(status, 2))
+
+
 @main.group()
 def config() -> None:
     """Configuration tools."""

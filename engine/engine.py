@@ -25,6 +25,7 @@ from engine.config import (
 )
 from engine.data import BarSeries
 from engine.errors import ConfigError, EngineError, PluginError, Problem
+from engine.health import gather_health
 from engine.kernel.catalogue import install as install_catalogue
 from engine.kernel.compose import compose, scoped
 from engine.kernel.core import Kernel, RuntimeCheck
@@ -35,6 +36,7 @@ from engine.kernel.tracing import install_order_tracing
 from engine.metrics import Metrics, Publisher
 from engine.model import Instrument, Portfolio
 from engine.plugins import PluginManager, PluginSettings
+from engine.records import HealthReport
 from engine.results import RunResult, equity_curve
 
 __all__ = ["Engine", "FeedContext", "Progress"]
@@ -65,10 +67,11 @@ class _Run:
     feed: Any
     instruments: list[Instrument]
     strategies: list[tuple[str, Any]]
-    coordinators: list[Any]
+    #: (record, instance) of every coordinator, in start order
+    coordinators: list[tuple[Any, Any]]
     instrument_of: dict[str, str] = attrs.Factory(dict)
     publisher: Any = None
-    started: list[Any] = attrs.Factory(list)
+    started: list[tuple[Any, Any]] = attrs.Factory(list)
     started_hooks: bool = False
 
 
@@ -101,6 +104,10 @@ class Engine:
         self.log = logger.bind(engine=self._raw.source)
         #: the metrics of the current (or last) run: plugins create handles on it
         self.metrics = Metrics()
+        #: ``backtest`` or ``paper`` for the current (or last) run, ``""`` before any
+        self.mode = ""
+        #: the run in progress (between start and stop), for health and coordinators
+        self.active_run: _Run | None = None
 
     @classmethod
     def from_config(
@@ -132,6 +139,7 @@ class Engine:
 
     async def _build(self, mode: str) -> _Run:
         cfg = self.config
+        self.mode = mode
         if self.plugins.settings.strict and self.plugins.failed():
             failed = ", ".join(self.plugins.failed())
             raise PluginError(f"strict mode: plugin(s) failed to load: {failed}")
@@ -234,7 +242,7 @@ class Engine:
             strategies.append((sid, strategy, ctx))
         feed = await self._make(cfg.component("feed"))
         coordinators = [
-            await self._make_record(r) for r in self.plugins.collect("engine_coordinators")
+            (r, await self._make_record(r)) for r in self.plugins.collect("engine_coordinators")
         ]
         for _sid, strategy, ctx in strategies:
             start = getattr(strategy, "on_start", None)
@@ -312,22 +320,24 @@ class Engine:
 
     async def _start(self, run: _Run) -> None:
         run.started_hooks = True
+        self.active_run = run
         await self.plugins.call_lifecycle("engine_startup", fail_fast=True, engine=self)
-        for c in run.coordinators:
+        for record, c in run.coordinators:
             await maybe_await(c.start(self))
-            run.started.append(c)
+            run.started.append((record, c))
 
     async def _stop(self, run: _Run | None) -> None:
         """Undo what started, in reverse; every step runs even if one fails."""
         if run is None:
             return
+        self.active_run = None
         if run.publisher is not None:
             run.publisher.close()
-        for c in reversed(run.started):
+        for record, c in reversed(run.started):
             try:
                 await maybe_await(c.stop())
             except Exception:
-                logger.exception("coordinator {} failed to stop", type(c).__name__)
+                logger.exception("coordinator {} ({}) failed to stop", record.name, record.plugin)
         for sid, strategy in run.strategies:
             stop = getattr(strategy, "on_stop", None)
             if stop is not None:
@@ -398,6 +408,13 @@ class Engine:
             except Exception:
                 logger.exception("analyzer {} ({}) failed", analyzer.name, analyzer.plugin)
         return result
+
+    # -- health -------------------------------------------------------------------------
+
+    async def health(self) -> list[HealthReport]:
+        """Health of this engine: the core's reports (run, trading state, metrics
+        sinks), then every plugin's ``engine_health``. See :mod:`engine.health`."""
+        return await gather_health(self)
 
     # -- runs ---------------------------------------------------------------------------
 

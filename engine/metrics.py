@@ -199,6 +199,8 @@ class Publisher:
         self.metrics = metrics
         self.sinks = [(name, "store", obj) for name, obj in stores]
         self.sinks += [(name, "exporter", obj) for name, obj in exporters]
+        #: sink name -> its last error, for health (cleared when it works again)
+        self.failures: dict[str, str] = {}
         self.metrics.help["engine_plugin_errors_total"] = (
             "errors raised by metrics stores and exporters"
         )
@@ -214,7 +216,9 @@ class Publisher:
         for name, kind, sink in self.sinks:
             try:
                 (sink.write if kind == "store" else sink.export)(records)  # type: ignore[attr-defined]
+                self.failures.pop(name, None)
             except Exception as exc:
+                self.failures[name] = f"{type(exc).__name__}: {exc}"
                 self.metrics.counter("engine_plugin_errors_total", plugin=name, kind=kind).inc()
                 logger.warning("metrics {} {} failed: {}: {}", kind, name, type(exc).__name__, exc)
         return records

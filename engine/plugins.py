@@ -22,7 +22,7 @@ import difflib
 import inspect
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
 
@@ -322,18 +322,14 @@ class PluginManager:
 
     # -- lifecycle hooks -------------------------------------------------------------
 
-    async def call_lifecycle(
-        self, hook: str, *, fail_fast: bool, reverse: bool = False, **kwargs: Any
-    ) -> list[Any]:
-        """Call a lifecycle hook plugin by plugin, awaiting async implementations.
-
-        Plugins run in registration order (entry points alphabetically, then
-        ad-hoc registrations), or the reverse with ``reverse`` (shutdown). With
-        ``fail_fast`` the first error raises :class:`PluginError`; otherwise errors
-        are logged and the remaining plugins still run.
-        """
+    async def call_each(
+        self, hook: str, *, reverse: bool = False, **kwargs: Any
+    ) -> AsyncIterator[tuple[str, Any, Exception | None]]:
+        """Call ``hook`` plugin by plugin, awaiting async implementations; yields
+        ``(plugin, value, error)`` for each, so one plugin's error never stops the
+        others. Plugins run in registration order (entry points alphabetically,
+        then ad-hoc registrations), or the reverse with ``reverse``."""
         self.load()
-        results: list[Any] = []
         impls = getattr(self._pm.hook, hook).get_hookimpls()  # oldest registration first
         for impl in reversed(impls) if reverse else impls:
             if self.settings.trace:
@@ -343,12 +339,24 @@ class PluginManager:
                 if inspect.isawaitable(value):
                     value = await value
             except Exception as exc:
+                yield impl.plugin_name, None, exc
+            else:
+                yield impl.plugin_name, value, None
+
+    async def call_lifecycle(
+        self, hook: str, *, fail_fast: bool, reverse: bool = False, **kwargs: Any
+    ) -> list[Any]:
+        """Call a lifecycle hook plugin by plugin (see :meth:`call_each`). With
+        ``fail_fast`` the first error raises :class:`PluginError`; otherwise errors
+        are logged and the remaining plugins still run."""
+        results: list[Any] = []
+        async for plugin, value, exc in self.call_each(hook, reverse=reverse, **kwargs):
+            if exc is not None:
                 msg = f"{hook} failed: {_format_exc(exc)}"
                 if fail_fast:
-                    raise PluginError(msg, plugin=impl.plugin_name) from exc
-                logger.error("plugin {}: {}", impl.plugin_name, msg)
-                continue
-            if value is not None:
+                    raise PluginError(msg, plugin=plugin) from exc
+                logger.error("plugin {}: {}", plugin, msg)
+            elif value is not None:
                 results.append(value)
         return results
 

@@ -231,11 +231,16 @@ class RuntimeDecision:
 
 
 class HealthStatus(Enum):
-    """Health of a component."""
+    """Health of a component, from best to worst."""
 
     OK = "ok"
     DEGRADED = "degraded"
     FAILING = "failing"
+
+    @property
+    def rank(self) -> int:
+        """0 ok, 1 degraded, 2 failing (the worst of several reports wins)."""
+        return ("ok", "degraded", "failing").index(self.value)
 
 
 @frozen(kw_only=True)
@@ -245,6 +250,17 @@ class HealthReport:
     component: str
     status: HealthStatus
     detail: str = ""
+    #: stamped by the core: the plugin that reported (``engine`` for the core)
+    plugin: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON-ready form (``/health``, ``engine health --json``)."""
+        return {
+            "component": self.component,
+            "status": self.status.value,
+            "detail": self.detail,
+            "plugin": self.plugin,
+        }
 
 
 # -- pipeline decisions -----------------------------------------------------------
