@@ -77,6 +77,8 @@ if TYPE_CHECKING:
         ValidationRule,
     )
     from engine.results import RunResult
+    from engine.spans import Span
+    from engine.telemetry import log_operation
 
 __version__ = "0.1.0"
 
@@ -104,6 +106,8 @@ _EXPORTS = {
     ],
     "engine.kernel": ["BarView", "Denial", "PipelineContext", "StrategyContext", "TradingState"],
     "engine.metrics": ["MetricKind", "MetricRecord", "Metrics"],
+    "engine.spans": ["Span"],
+    "engine.telemetry": ["log_operation"],
     "engine.model": [
         "Bar",
         "Fill",
@@ -205,6 +209,7 @@ __all__ = [
     "Secret",
     "Severity",
     "Side",
+    "Span",
     "Strategy",
     "StrategyContext",
     "Trade",
@@ -215,6 +220,7 @@ __all__ = [
     "between",
     "hookimpl",
     "interval",
+    "log_operation",
     "maybe_await",
     "non_negative",
     "parse_interval",

@@ -37,7 +37,7 @@ _CONFIGURED = {
 
 def metrics_page() -> str:
     """Markdown for the engine's metric catalogue."""
-    from engine.kernel.catalogue import CATALOGUE
+    from engine.kernel.catalogue import CATALOGUE, EMITTED
 
     lines = [
         "# Metrics",
@@ -57,10 +57,23 @@ def metrics_page() -> str:
     ]
     for name, (kind, labels, text) in CATALOGUE.items():
         lines.append(f"| `{name}` | {kind.value} | {', '.join(labels) or '-'} | {text} |")
-    lines.append(
-        "| `engine_plugin_errors_total` | counter | plugin, kind |"
-        " errors raised by metrics stores and exporters |"
-    )
+    lines += [
+        "",
+        "## Emitted on demand or by plugins",
+        "",
+        "| metric | type | labels | meaning | from |",
+        "|---|---|---|---|---|",
+    ]
+    for name, (kind, labels, text, source) in EMITTED.items():
+        lines.append(
+            f"| `{name}` | {kind.value} | {', '.join(labels) or '-'} | {text} | {source} |"
+        )
+    lines += [
+        "",
+        "Histograms have cumulative buckets (`engine_order_span_seconds`: 10 µs to 1 h;",
+        "the others 1 µs to 10 s) plus their sum and count. Circuit-breaker state and",
+        "reconciliation metrics arrive with the resilience layer.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -142,7 +155,8 @@ def hooks_page() -> str:
 
 
 def _command_lines(cmd: click.Command, path: list[str], parent: click.Context | None) -> list[str]:
-    ctx = click.Context(cmd, info_name=path[-1], parent=parent)
+    # the command's own context settings (help option names...), as the CLI uses them
+    ctx = click.Context(cmd, info_name=path[-1], parent=parent, **cmd.context_settings)
     usage = cmd.get_usage(ctx).removeprefix("Usage: ")
     lines = ["", f"{'#' * min(len(path) + 1, 4)} `{' '.join(path)}`", "", "```", usage, "```", ""]
     lines.append(inspect.cleandoc(cmd.help or ""))

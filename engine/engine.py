@@ -396,6 +396,7 @@ class Engine:
             funding_payments=k.funding_payments,
             liquidations=k.liquidations,
             order_counts=k.order_counts,
+            spans=k.tracer.spans if k.tracer is not None else [],
         )
         final_ts = max((int(s.ts[-1]) for s in series.values() if len(s)), default=0)
         publisher = run.publisher

@@ -157,11 +157,21 @@ class Metrics:
             self.help[name] = help
         return self._handle(name, MetricKind.GAUGE, labels, GaugeHandle)  # type: ignore[return-value]
 
-    def histogram(self, name: str, help: str = "", **labels: object) -> HistogramHandle:
-        """The histogram ``name`` with these labels (created on first use)."""
+    def histogram(
+        self,
+        name: str,
+        help: str = "",
+        *,
+        buckets: tuple[float, ...] = DEFAULT_BUCKETS,
+        **labels: object,
+    ) -> HistogramHandle:
+        """The histogram ``name`` with these labels (created on first use, with
+        ``buckets`` as upper bounds; later calls get the existing handle)."""
         if help:
             self.help[name] = help
-        return self._handle(name, MetricKind.HISTOGRAM, labels, HistogramHandle)  # type: ignore[return-value]
+        return self._handle(  # type: ignore[return-value]
+            name, MetricKind.HISTOGRAM, labels, lambda: HistogramHandle(buckets)
+        )
 
     def add_collector(self, collector: Collector) -> None:
         """Add a function that yields ``(name, kind, labels, value)`` at collection."""

@@ -27,6 +27,7 @@ from engine.kernel.trading import StateChange
 from engine.metrics import MetricRecord
 from engine.model import Fill, Order, OrderState, Portfolio, Trade
 from engine.records import Alert
+from engine.spans import Span
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -142,6 +143,8 @@ class RunResult:
     liquidations: list[Liquidation] = attrs.field(factory=list)
     stats: dict[str, Any] = attrs.field(factory=dict)
     order_counts: Counter[OrderState] = attrs.field(factory=Counter)
+    #: every finished order's spans when order tracing is on (engine.spans)
+    spans: list[Span] = attrs.field(factory=list)
 
     # -- exact figures --------------------------------------------------------------------
 
@@ -259,7 +262,8 @@ class RunResult:
         }
 
     def write(self, directory: str | Path) -> dict[str, Path]:
-        """Write ``trades.csv``, ``fills.csv``, ``equity.csv`` and ``summary.json``."""
+        """Write ``trades.csv``, ``fills.csv``, ``equity.csv``, ``summary.json`` and,
+        with order tracing on, ``spans.jsonl`` (OTLP/JSON spans)."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         paths = {
@@ -271,6 +275,10 @@ class RunResult:
         self.trades.to_csv(paths["trades"], index=False)
         self.fills.to_csv(paths["fills"], index=False)
         self.equity.to_csv(paths["equity"])
+        if self.spans:  # OTLP/JSON, one span per line
+            paths["spans"] = out / "spans.jsonl"
+            lines = (json.dumps(span.to_otlp()) + "\n" for span in self.spans)
+            paths["spans"].write_text("".join(lines))
         paths["summary"].write_text(json.dumps(self.summary(), indent=2, default=str) + "\n")
         return paths
 

@@ -1,4 +1,5 @@
-"""Logging set-up: loguru configured once, by the application (the CLI), never at import.
+"""Logging: loguru configured once, by the application (the CLI), never at import,
+and :class:`log_operation` for timed, logged operations.
 
 ``diagnose=False`` keeps local variable values (secrets among them) out of
 tracebacks; stdlib logging (and libraries that use it) is routed into loguru.
@@ -6,14 +7,19 @@ tracebacks; stdlib logging (and libraries that use it) is routed into loguru.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 
-__all__ = ["configure_logging", "secrets_of"]
+__all__ = ["configure_logging", "log_operation", "secrets_of"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _redactor(hidden: list[str]) -> Callable[[Any], None]:
@@ -102,3 +108,83 @@ def configure_logging(
             format=text,
         )
     logging.basicConfig(handlers=[_InterceptHandler()], level=0, force=True)
+
+
+class log_operation:
+    """Time an operation, log it, and record its duration in a histogram.
+
+    As a context manager (``with`` or ``async with``) or a decorator (sync or
+    async functions)::
+
+        with log_operation("load history", metrics=engine.metrics, symbol="BTC-USD"):
+            ...
+
+        @log_operation("refresh quotes", metrics=ctx.metrics)
+        async def refresh(): ...
+
+    Each run logs one line at ``level`` (extra: ``operation``, ``duration_s``,
+    ``outcome`` ``ok``/``error`` and ``fields``) and, with ``metrics``, observes
+    ``engine_operation_seconds{operation, outcome}``. Exceptions propagate.
+    """
+
+    def __init__(
+        self, name: str, *, metrics: Any = None, level: str = "DEBUG", **fields: Any
+    ) -> None:
+        self.name = name
+        self.metrics = metrics
+        self.level = level
+        self.fields = fields
+        self._t0 = 0.0
+
+    def _start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def _finish(self, error: BaseException | None) -> None:
+        elapsed = time.perf_counter() - self._t0
+        outcome = "ok" if error is None else "error"
+        if self.metrics is not None:
+            self.metrics.histogram(
+                "engine_operation_seconds",
+                "timed operations (log_operation)",
+                operation=self.name,
+                outcome=outcome,
+            ).observe(elapsed)
+        detail = "" if error is None else f": {type(error).__name__}: {error}"
+        logger.bind(
+            operation=self.name, duration_s=round(elapsed, 6), outcome=outcome, **self.fields
+        ).opt(depth=2).log(self.level, "{} {} in {:.3f}s{}", self.name, outcome, elapsed, detail)
+
+    def __enter__(self) -> log_operation:
+        self._start()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._finish(exc)
+
+    async def __aenter__(self) -> log_operation:
+        self._start()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._finish(exc)
+
+    def _fresh(self) -> log_operation:
+        return log_operation(self.name, metrics=self.metrics, level=self.level, **self.fields)
+
+    def __call__(self, func: F) -> F:
+        """Decorate ``func``: every call is one timed operation."""
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                async with self._fresh():
+                    return await func(*args, **kwargs)
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():
+                return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]

@@ -10,6 +10,7 @@ BUILTINS = frozenset(
         "metrics_sinks",
         "parquet",
         "performance",
+        "resources",
         "runtime_guards",
         "simulated",
         "sma_crossover",

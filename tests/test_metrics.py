@@ -135,3 +135,16 @@ def test_a_raising_exporter_is_counted_and_logged_once_per_collection(
     assert (
         errors[(("kind", "exporter"), ("plugin", "boom"))] == exporter.calls - 1
     )  # the final record predates its own failure
+
+
+def test_every_metric_a_run_emits_is_documented(
+    make_engine: Callable[..., Engine], base_config: dict[str, Any]
+) -> None:
+    from engine.kernel.catalogue import CATALOGUE, EMITTED
+
+    base_config["logging"] = {"trace_orders": True}
+    base_config["guards"] = [{"type": "max_position", "limit": "0.5"}]
+    result = make_engine(base_config).backtest_sync()
+    names = {r.name for r in result.metrics}
+    assert {"engine_order_span_seconds", "engine_process_rss_bytes"} <= names
+    assert names <= set(CATALOGUE) | set(EMITTED), names - set(CATALOGUE) - set(EMITTED)

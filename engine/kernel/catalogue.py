@@ -12,7 +12,7 @@ from engine.metrics import Labels, MetricKind, Metrics
 if TYPE_CHECKING:
     from engine.kernel.core import Kernel
 
-__all__ = ["CATALOGUE", "install"]
+__all__ = ["CATALOGUE", "EMITTED", "install"]
 
 C, G = MetricKind.COUNTER, MetricKind.GAUGE
 
@@ -41,6 +41,58 @@ CATALOGUE: dict[str, tuple[MetricKind, tuple[str, ...], str]] = {
     "engine_margin_ratio": (G, (), "maintenance margin over equity (1 is liquidation)"),
     "engine_trading_state": (G, (), "0 active, 1 reducing, 2 halted"),
     "engine_open_orders": (G, (), "orders not yet in a terminal state"),
+}
+
+
+H = MetricKind.HISTOGRAM
+
+#: Metrics emitted elsewhere than the collectors below: name -> (kind, labels,
+#: help, where from). Also the source of docs/metrics.md.
+EMITTED: dict[str, tuple[MetricKind, tuple[str, ...], str, str]] = {
+    "engine_plugin_errors_total": (
+        C,
+        ("plugin", "kind"),
+        "errors raised by metrics stores and exporters",
+        "core, at each collection",
+    ),
+    "engine_order_span_seconds": (
+        H,
+        ("span",),
+        "order path step durations: decision and submit in processing time; ack, fill"
+        " and order (intent to terminal state) in engine time",
+        "core, with `[logging] trace_orders`",
+    ),
+    "engine_pipeline_check_seconds": (
+        H,
+        ("stage", "check"),
+        "time each pipeline check takes (pipeline latency per stage)",
+        "core, with `[logging] trace_orders`",
+    ),
+    "engine_operation_seconds": (
+        H,
+        ("operation", "outcome"),
+        "operations timed with `log_operation(..., metrics=...)`",
+        "core API, any plugin",
+    ),
+    "engine_process_rss_bytes": (G, (), "resident memory of the engine process", "`resources`"),
+    "engine_process_cpu_seconds_total": (
+        C,
+        (),
+        "CPU time of the engine process, seconds",
+        "`resources`",
+    ),
+    "engine_loop_lag_seconds": (
+        G,
+        (),
+        "how late the event loop ran a timer (paper and live runs)",
+        "`resources`",
+    ),
+    "stamina_retries_total": (
+        C,
+        ("callable", "retry_num", "error_type"),
+        "retries scheduled by stamina",
+        "stamina, served by engine-plugin-prometheus",
+    ),
 }
 
 

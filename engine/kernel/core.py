@@ -261,6 +261,8 @@ class Kernel(KernelQueries):
         self._init_queries()
         #: the run's metrics (set by the engine; plugins create handles on it)
         self.metrics: Any = None
+        #: the order tracer when ``[logging] trace_orders`` is on (engine.kernel.tracing)
+        self.tracer: Any = None
         broker.bind(self)
         self._broker_on_bar = getattr(broker, "on_bar", None)
         self._broker_submit = broker.submit

@@ -217,3 +217,21 @@ async def test_engine_health_command_reads_the_running_engine() -> None:
     document = json.loads(result.output)
     assert document["status"] == "ok"
     assert {"engine", "trading", "prometheus"} <= {c["component"] for c in document["components"]}
+
+
+def test_the_grafana_dashboard_uses_only_documented_metrics() -> None:
+    import re
+    from pathlib import Path
+
+    from engine.kernel.catalogue import CATALOGUE, EMITTED
+
+    path = Path(engine_plugin_prometheus.__file__).parents[1] / "grafana" / "engine-dashboard.json"
+    dashboard = json.loads(path.read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    names = {
+        re.sub(r"_(bucket|sum|count)$", "", n)
+        for e in exprs
+        for n in re.findall(r"\b(?:engine|stamina)_[a-z_]+", e)
+    }
+    assert names and names <= set(CATALOGUE) | set(EMITTED), names - set(CATALOGUE) - set(EMITTED)
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
