@@ -1,7 +1,8 @@
 """Built-in plugin ``resources``: the engine process's CPU, memory and event-loop lag.
 
 A coordinator started with every run. It adds, at each metrics collection,
-``engine_process_rss_bytes``, ``engine_process_cpu_seconds_total`` and, in paper
+``engine_process_rss_bytes``, ``engine_process_cpu_seconds_total`` (read at most
+once per ``interval`` of wall time) and, in paper
 and live runs, ``engine_loop_lag_seconds`` (how late a timer of ``interval``
 fired: the time the loop was blocked). It reports health: ``degraded`` past
 ``lag_degraded``, ``failing`` past ``lag_failing``, with the figures as detail.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +54,9 @@ class ResourceMonitor:
         self.lag: float | None = None  # seconds, last sample (paper and live only)
         self.worst_lag = 0.0  # since the last health report
         self._task: asyncio.Task[None] | None = None
+        self._period = parse_interval(self.config.interval) / 1e9
+        self._sampled_at = -float("inf")
+        self._rss = self._cpu = 0.0
 
     async def start(self, engine: Any) -> None:
         """Add the collector; watch the loop outside backtests."""
@@ -79,7 +84,7 @@ class ResourceMonitor:
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
-        period = parse_interval(self.config.interval) / 1e9
+        period = self._period
         while True:
             due = loop.time() + period
             await asyncio.sleep(period)
@@ -87,11 +92,17 @@ class ResourceMonitor:
             self.worst_lag = max(self.worst_lag, self.lag)
 
     def _collect(self) -> Iterator[Sample]:
-        with self.process.oneshot():
-            rss = self.process.memory_info().rss
-            cpu = self.process.cpu_times()
-        yield "engine_process_rss_bytes", MetricKind.GAUGE, (), float(rss)
-        yield "engine_process_cpu_seconds_total", MetricKind.COUNTER, (), cpu.user + cpu.system
+        # reading /proc costs tens of microseconds: at most once per interval of wall
+        # time (a backtest collects every hour of engine time, thousands of times a second)
+        now = time.monotonic()
+        if now - self._sampled_at >= self._period:
+            with self.process.oneshot():
+                self._rss = float(self.process.memory_info().rss)
+                cpu = self.process.cpu_times()
+            self._cpu = cpu.user + cpu.system
+            self._sampled_at = now
+        yield "engine_process_rss_bytes", MetricKind.GAUGE, (), self._rss
+        yield "engine_process_cpu_seconds_total", MetricKind.COUNTER, (), self._cpu
         if self.lag is not None:
             yield "engine_loop_lag_seconds", MetricKind.GAUGE, (), self.lag
 

@@ -31,25 +31,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _apt_install(package: str) -> str:
+    """Install ``package`` with apt-get (refreshing the lists once if needed); the
+    error text, or ``""`` on success."""
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
         return "not root on a machine with apt-get"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    done = subprocess.run(
-        ["apt-get", "install", "-y", "--no-install-recommends", package],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    install = ["apt-get", "install", "-y", "--no-install-recommends", package]
+    done = subprocess.run(install, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         subprocess.run(["apt-get", "update"], capture_output=True, env=env, check=False)
-        done = subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", package],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=False,
-        )
+        done = subprocess.run(install, capture_output=True, text=True, env=env, check=False)
     return "" if done.returncode == 0 else done.stderr.strip()[-500:]
 
 
