@@ -570,6 +570,7 @@ COMPONENT_SECTIONS: tuple[ComponentKind, ...] = (
         "metrics_stores", "engine_metrics_stores", "metrics store", many=True, required=False
     ),
     ComponentKind("exporters", "engine_exporters", "exporter", many=True, required=False),
+    ComponentKind("journal", "engine_journals", "journal", many=False, required=False),
     ComponentKind(
         "alert_sinks",
         "engine_alert_sinks",

@@ -9,18 +9,37 @@ problem and exit with code 2, never a traceback.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import Enum
 
 import attrs
 
 __all__ = [
+    "BulkheadFull",
+    "CircuitOpen",
     "ConfigError",
     "DataError",
     "EngineError",
     "ExecutionError",
     "IllegalTransition",
+    "JournalError",
+    "NetworkError",
     "PluginError",
     "Problem",
+    "RateLimited",
+    "Recovery",
+    "RiskLimitError",
+    "ValidationError",
 ]
+
+
+class Recovery(Enum):
+    """What the engine does about an error of a kind (``EngineError.recovery``)."""
+
+    RETRY = "retry"  # transient: try again (idempotent calls only), with backoff
+    FALLBACK = "fallback"  # use another source or a safe default
+    CIRCUIT_BREAK = "circuit_break"  # count towards the breaker; stop calling while open
+    FAIL_FAST = "fail_fast"  # a mistake: stop and say where
+    DEGRADE = "degrade"  # go on with less (reducing or halted trading, a skipped sink)
 
 
 @attrs.frozen
@@ -38,9 +57,11 @@ class EngineError(Exception):
     """Base class of every error the engine raises deliberately.
 
     ``context`` holds whatever locates the error (plugin, instrument, order id).
+    ``recovery`` says what the engine does about errors of the class.
     """
 
     exit_code = 1
+    recovery = Recovery.FAIL_FAST
 
     def __init__(self, message: str, **context: object) -> None:
         super().__init__(message)
@@ -79,10 +100,56 @@ class PluginError(EngineError):
     """A plugin failed to load, register, or returned invalid records."""
 
     exit_code = 3
+    recovery = Recovery.FAIL_FAST
+
+
+class ValidationError(EngineError):
+    """An intent or order is malformed (a validation rule or the kernel says so)."""
+
+
+class RiskLimitError(EngineError):
+    """A risk limit forbids the action (the pipeline reports denials as events; this
+    is for APIs that must raise, e.g. a multi-step operation refused as a whole)."""
+
+    recovery = Recovery.DEGRADE
 
 
 class ExecutionError(EngineError):
     """An order could not be handled by the execution path (broker, kernel)."""
+
+    recovery = Recovery.CIRCUIT_BREAK
+
+
+class NetworkError(ExecutionError):
+    """A call to a venue or service failed in transit (connection, timeout, 5xx):
+    worth retrying when the call is idempotent."""
+
+    recovery = Recovery.RETRY
+
+
+class CircuitOpen(ExecutionError):
+    """A circuit breaker is open: the call was not made."""
+
+    recovery = Recovery.DEGRADE
+
+
+class RateLimited(ExecutionError):
+    """A rate limiter refused the call (its wait would exceed the allowed time)."""
+
+    recovery = Recovery.RETRY
+
+
+class BulkheadFull(ExecutionError):
+    """Too many calls in flight and queued: the call was rejected, not queued."""
+
+    recovery = Recovery.DEGRADE
+
+
+class JournalError(EngineError):
+    """The event journal is unreadable, damaged or inconsistent; the message names
+    the file and the record."""
+
+    exit_code = 2
 
 
 class IllegalTransition(EngineError):

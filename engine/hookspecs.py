@@ -32,7 +32,9 @@ if TYPE_CHECKING:
         Filter,
         Guard,
         HealthReport,
+        Journal,
         MetricsStore,
+        ReconciliationPolicy,
         RuntimeGuard,
         Strategy,
         ValidationRule,
@@ -290,6 +292,46 @@ def engine_coordinators() -> list[Coordinator]:
 
 
 @hookspec
+def engine_journals() -> list[Journal]:
+    """Event journal stores (the ``[journal]`` section picks one by ``type``).
+
+    Example::
+
+        from engine import Journal, hookimpl
+
+        @hookimpl
+        def engine_journals():
+            return [Journal(name="mystore", factory=MyStore, config_type=MyStoreConfig)]
+
+    ``MyStore(config)`` implements :class:`engine.journal.JournalStore`: ``append``
+    entries, ``commit`` them durably, read them back in order, report damage.
+    """
+    raise NotImplementedError
+
+
+@hookspec
+def engine_reconciliation_policies() -> list[ReconciliationPolicy]:
+    """Policies for what reconciliation finds after a restart (an order the venue has
+    and the journal does not, a position mismatch...).
+
+    Example::
+
+        from engine import ReconciliationPolicy, hookimpl
+        from engine.journal.reconcile import Action
+
+        def adopt_external(finding):
+            if finding.kind == "external_order":
+                return Action.ADOPT
+            return None  # let the next policy decide
+
+        @hookimpl
+        def engine_reconciliation_policies():
+            return [ReconciliationPolicy(name="adopt_external", decide=adopt_external)]
+    """
+    raise NotImplementedError
+
+
+@hookspec
 def engine_executors() -> list[Executor]:
     """Executors that run many backtests (parameter sweeps).
 
@@ -422,6 +464,8 @@ RECORD_HOOKS: dict[str, str] = {
     "engine_exporters": "Exporter",
     "engine_coordinators": "Coordinator",
     "engine_executors": "Executor",
+    "engine_journals": "Journal",
+    "engine_reconciliation_policies": "ReconciliationPolicy",
     "engine_analyzers": "Analyzer",
     "engine_config_sections": "ConfigSection",
     "engine_cli_commands": "CliCommand",

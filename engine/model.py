@@ -295,6 +295,9 @@ class Fill:
     price: Decimal
     fee: Decimal
     ts: int
+    #: the venue's id of this execution (``<client id>#<cumulative quantity>`` when the
+    #: venue gives none); a second fill with the same id is a duplicate and ignored
+    fill_id: str = ""
 
 
 @frozen

@@ -40,7 +40,9 @@ __all__ = [
     "Guard",
     "HealthReport",
     "HealthStatus",
+    "Journal",
     "MetricsStore",
+    "ReconciliationPolicy",
     "Record",
     "Reduce",
     "RuntimeDecision",
@@ -168,6 +170,22 @@ class Exporter(Component):
 class Coordinator(Component):
     """A long-lived service with ``async start(engine)`` and ``async stop()``,
     started in order (priority, before/after) and stopped in reverse."""
+
+
+@frozen(kw_only=True)
+class Journal(Component):
+    """An event journal store: ``factory(config)`` returns a
+    :class:`~engine.journal.JournalStore` (append, commit, read back)."""
+
+
+@frozen(kw_only=True)
+class ReconciliationPolicy(Record):
+    """What to do with what reconciliation finds: ``decide(finding)`` returns a
+    :class:`~engine.journal.reconcile.Action` for each
+    :class:`~engine.journal.reconcile.Finding` (an external order, a position
+    mismatch...). The highest-priority policy that returns an action wins."""
+
+    decide: Callable[[Any], Any]
 
 
 @frozen(kw_only=True)

@@ -28,6 +28,11 @@ CATALOGUE: dict[str, tuple[MetricKind, tuple[str, ...], str]] = {
     "engine_liquidations_total": (C, ("instrument",), "positions liquidated"),
     "engine_alerts_total": (C, ("severity",), "alerts raised"),
     "engine_alert_failures_total": (C, (), "alert deliveries that failed"),
+    "engine_ignored_fills_total": (
+        C,
+        ("reason",),
+        "fills a venue reported that were not applied (duplicate, overfill)",
+    ),
     "engine_illegal_transitions_total": (
         C,
         (),
@@ -145,6 +150,8 @@ def install(metrics: Metrics, kernel: Kernel) -> None:
         yield "engine_funding_total", C, (), float(kernel.portfolio.funding)
         yield "engine_alert_failures_total", C, (), kernel.alert_failures
         yield "engine_illegal_transitions_total", C, (), kernel.illegal_transitions
+        for reason, n in kernel.ignored_fills.items():
+            yield "engine_ignored_fills_total", C, _l(reason=reason), n
 
     def gauges() -> Iterator[tuple[str, MetricKind, Labels, float]]:
         portfolio = kernel.portfolio

@@ -263,6 +263,9 @@ class Kernel(KernelQueries):
         self.metrics: Any = None
         #: the order tracer when ``[logging] trace_orders`` is on (engine.kernel.tracing)
         self.tracer: Any = None
+        #: venue fill ids applied (duplicates are ignored); fills ignored, by reason
+        self._fill_ids: set[str] = set()
+        self.ignored_fills: dict[str, int] = {}
         broker.bind(self)
         self._broker_on_bar = getattr(broker, "on_bar", None)
         self._broker_submit = broker.submit
@@ -644,10 +647,35 @@ class Kernel(KernelQueries):
         if order is not None:
             self._transition(order, OrderState.EXPIRED)
 
-    def order_filled(self, client_id: str, quantity: Decimal, price: Decimal, fee: Decimal) -> None:
-        """The venue executed ``quantity`` at ``price``, charging ``fee``."""
+    def order_filled(
+        self,
+        client_id: str,
+        quantity: Decimal,
+        price: Decimal,
+        fee: Decimal,
+        fill_id: str | None = None,
+    ) -> None:
+        """The venue executed ``quantity`` at ``price``, charging ``fee``.
+
+        ``fill_id`` is the venue's execution id: a fill whose id was seen before is a
+        duplicate report and is ignored (counted, logged). A fill of a closed order, or
+        beyond the order's quantity, is ignored the same way: nothing is accounted twice.
+        """
         order = self._order(client_id)
         if order is None:
+            return
+        if fill_id is not None:
+            if fill_id in self._fill_ids:
+                self._ignore_fill(order, "duplicate", f"fill {fill_id} was already applied")
+                return
+            self._fill_ids.add(fill_id)
+        if quantity > order.intent.quantity - order.filled_quantity or not order.is_open:
+            self._ignore_fill(
+                order,
+                "overfill",
+                f"fill of {quantity} on a {order.state.value} order with"
+                f" {order.intent.quantity - order.filled_quantity} left",
+            )
             return
         intent = order.intent
         ts = self._clock.ts
@@ -660,6 +688,7 @@ class Kernel(KernelQueries):
             price,
             fee,
             ts,
+            fill_id if fill_id is not None else f"{client_id}#{order.filled_quantity + quantity}",
         )
         self.fills.append(fill)
         self.portfolio.apply_fill(fill)
@@ -695,6 +724,16 @@ class Kernel(KernelQueries):
         listener = self._fill_listeners.get(intent.strategy)
         if listener is not None:
             listener(fill)
+
+    def _ignore_fill(self, order: Order, reason: str, detail: str) -> None:
+        self.ignored_fills[reason] = self.ignored_fills.get(reason, 0) + 1
+        logger.error(
+            "broker {} reported a {} fill for {}: {}; ignored",
+            self.broker_name,
+            reason,
+            order.client_id,
+            detail,
+        )
 
     def liquidate(
         self, symbol: str, price: Decimal, fee: Decimal, liquidation_price: Decimal

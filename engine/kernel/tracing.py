@@ -245,8 +245,17 @@ class OrderTracer:
 
             return traced
 
-        def traced_filled(client_id: str, quantity: Decimal, price: Decimal, fee: Decimal) -> None:
-            filled(client_id, quantity, price, fee)
+        def traced_filled(
+            client_id: str,
+            quantity: Decimal,
+            price: Decimal,
+            fee: Decimal,
+            fill_id: str | None = None,
+        ) -> None:
+            before = len(k.fills)
+            filled(client_id, quantity, price, fee, fill_id)
+            if len(k.fills) == before:  # ignored (duplicate or overfill)
+                return
             trace = self._open.get(client_id)
             if trace is not None:
                 trace.fills += 1
