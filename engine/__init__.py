@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         RiskLimitError,
         ValidationError,
     )
+    from engine.journal.sqlite import SqliteJournal, SqliteJournalConfig
     from engine.kernel import BarView, Denial, PipelineContext, StrategyContext, TradingState
     from engine.metrics import MetricKind, MetricRecord, Metrics
     from engine.model import (
@@ -89,6 +90,7 @@ if TYPE_CHECKING:
     from engine.results import RunResult
     from engine.spans import Span
     from engine.telemetry import log_operation
+    from engine.venue import VenueFill, VenueOrder, VenueSnapshot
 
 __version__ = "0.1.0"
 
@@ -122,10 +124,12 @@ _EXPORTS = {
         "RiskLimitError",
         "ValidationError",
     ],
+    "engine.journal.sqlite": ["SqliteJournal", "SqliteJournalConfig"],
     "engine.kernel": ["BarView", "Denial", "PipelineContext", "StrategyContext", "TradingState"],
     "engine.metrics": ["MetricKind", "MetricRecord", "Metrics"],
     "engine.spans": ["Span"],
     "engine.telemetry": ["log_operation"],
+    "engine.venue": ["VenueFill", "VenueOrder", "VenueSnapshot"],
     "engine.model": [
         "Bar",
         "Fill",
@@ -239,12 +243,17 @@ __all__ = [
     "Severity",
     "Side",
     "Span",
+    "SqliteJournal",
+    "SqliteJournalConfig",
     "Strategy",
     "StrategyContext",
     "Trade",
     "TradingState",
     "ValidationError",
     "ValidationRule",
+    "VenueFill",
+    "VenueOrder",
+    "VenueSnapshot",
     "__version__",
     "bars_from_table",
     "between",

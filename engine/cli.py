@@ -275,11 +275,19 @@ def run(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        reloads: set[asyncio.Task[Any]] = set()
+
+        def reload() -> None:  # SIGHUP: read the config again (engine.drift)
+            task = loop.create_task(eng.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
         try:
             with console.status("paper trading: Ctrl-C stops"):
                 return await eng.run(speed=speed, duration=duration, max_bars=max_bars, stop=stop)
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
 
     result = asyncio.run(go())
@@ -335,6 +343,28 @@ def hooks(ctx: click.Context, as_json: bool) -> None:
     for name, doc in docs.items():
         click.secho(name, bold=True)
         click.echo("    " + doc.replace("\n", "\n    ") + "\n")
+
+
+@main.command(name="reload")
+@click.argument("pid", type=int)
+def reload_command(pid: int) -> None:
+    """Ask the `engine run` process PID to read its config again (SIGHUP).
+
+    It validates the whole file, applies risk-limit changes (order checks, runtime
+    guards, [trading]), journals them, and logs every change, including those that
+    need a restart.
+    """
+    import os
+
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except ProcessLookupError:
+        click.echo(f"error: no process {pid}", err=True)
+        sys.exit(2)
+    except PermissionError:
+        click.echo(f"error: not allowed to signal process {pid}", err=True)
+        sys.exit(2)
+    click.echo(f"asked process {pid} to reload its config")
 
 
 #: ``engine health`` exit codes by overall status; 3: no engine answered

@@ -35,6 +35,7 @@ from cattrs.errors import ForbiddenExtraKeysError
 from engine.errors import ConfigError, Problem
 from engine.model import InstrumentKind
 from engine.records import Record
+from engine.resilience.settings import ResilienceSection, parse_resilience
 
 if typing.TYPE_CHECKING:
     from engine.plugins import PluginManager
@@ -395,6 +396,10 @@ class TradingSection:
     #: a less severe state (REDUCING -> ACTIVE...) is taken only after runtime guards
     #: have asked for it without interruption for this long (engine time)
     resume_after: str = field(default="15m", validator=interval)
+    #: the state a restarted run trades in until reconciliation with the venue passes
+    until_reconciled: str = field(
+        default="halted", validator=attrs.validators.in_(("halted", "reducing"))
+    )
 
 
 _LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
@@ -580,9 +585,15 @@ COMPONENT_SECTIONS: tuple[ComponentKind, ...] = (
         default_items=({"type": "log"},),
     ),
 )
-_CORE_SECTIONS = {"engine", "instruments", "paper", "trading", "metrics", "logging"} | {
-    k.section for k in COMPONENT_SECTIONS
-}
+_CORE_SECTIONS = {
+    "engine",
+    "instruments",
+    "paper",
+    "trading",
+    "metrics",
+    "logging",
+    "resilience",
+} | {k.section for k in COMPONENT_SECTIONS}
 
 
 #: Sections of first-party plugins that are not installed: section -> package to install.
@@ -608,6 +619,8 @@ class EngineConfig:
     raw: Mapping[str, Any]
     base_dir: Path
     source: str = "<dict>"
+    #: ``[resilience]``: the policy for calls to venues and services, per plugin
+    resilience: ResilienceSection = field(factory=lambda: ResilienceSection())
 
     def component(self, section: str) -> ComponentSpec:
         """The single component of a one-of section (``feed``, ``broker``)."""
@@ -622,6 +635,12 @@ class EngineConfig:
             "trading": converter.unstructure(self.trading),
             "metrics": converter.unstructure(self.metrics),
             "logging": converter.unstructure(self.logging),
+            "resilience": {
+                "default": converter.unstructure(self.resilience.default),
+                "plugins": {
+                    k: converter.unstructure(v) for k, v in self.resilience.plugins.items()
+                },
+            },
         }
         for kind in COMPONENT_SECTIONS:
             dumped = [s.dump() for s in self.components.get(kind.section, ())]
@@ -760,6 +779,12 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
     }
     core, more = structure(core_raw, _CoreConfig, "config")
     problems += more
+    resilience = ResilienceSection()
+    if "resilience" in data:
+        try:
+            resilience = parse_resilience(data["resilience"])
+        except ConfigError as exc:
+            problems += exc.problems
 
     components: dict[str, tuple[ComponentSpec, ...]] = {}
     for kind in COMPONENT_SECTIONS:
@@ -849,4 +874,5 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
         raw=raw.data,
         base_dir=raw.base_dir,
         source=raw.source,
+        resilience=resilience,
     )

@@ -108,6 +108,19 @@ class BarSeries:
     def __repr__(self) -> str:
         return f"BarSeries({self.instrument.symbol!r}, {len(self)} bars)"
 
+    def slice(self, start: int, stop: int) -> BarSeries:
+        """Bars ``start:stop`` (views of the same arrays, no copy)."""
+        return BarSeries(
+            self.instrument,
+            self.ts[start:stop],
+            self.open[start:stop],
+            self.high[start:stop],
+            self.low[start:stop],
+            self.close[start:stop],
+            self.volume[start:stop],
+            {k: v[start:stop] for k, v in self.extra.items()},
+        )
+
     @classmethod
     def from_arrays(
         cls,

@@ -71,8 +71,9 @@ def metrics_page() -> str:
     lines += [
         "",
         "Histograms have cumulative buckets (`engine_order_span_seconds`: 10 µs to 1 h;",
-        "the others 1 µs to 10 s) plus their sum and count. Circuit-breaker state and",
-        "reconciliation metrics arrive with the resilience layer.",
+        "the others 1 µs to 10 s) plus their sum and count. Resilience metrics appear",
+        "once a policy has been used (an asynchronous venue in a paper or live run, or a",
+        "plugin's `resilient(...)` call).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -24,8 +24,14 @@ from engine.config import (
     resolve,
 )
 from engine.data import BarSeries
-from engine.errors import ConfigError, EngineError, PluginError, Problem
+from engine.drift import RISK_SECTIONS, Reload, diff
+from engine.errors import ConfigError, EngineError, JournalError, PluginError, Problem
+from engine.execution import GuardedVenue, is_async_broker
 from engine.health import gather_health
+from engine.journal import Entry
+from engine.journal.reconcile import reconcile
+from engine.journal.recorder import JournalRecorder
+from engine.journal.replay import replay
 from engine.kernel.catalogue import install as install_catalogue
 from engine.kernel.compose import compose, scoped
 from engine.kernel.core import Kernel, RuntimeCheck
@@ -33,15 +39,19 @@ from engine.kernel.gcpolicy import quiet_gc
 from engine.kernel.loops import backtest_chunks, paper_loop
 from engine.kernel.pipeline import STAGES, CompiledCheck, OrderPipeline
 from engine.kernel.tracing import install_order_tracing
+from engine.kernel.trading import TradingState
 from engine.metrics import Metrics, Publisher
 from engine.model import Instrument, Portfolio
 from engine.plugins import PluginManager, PluginSettings
-from engine.records import HealthReport
+from engine.records import HealthReport, Severity
+from engine.resilience import BreakerState, PolicyRegistry, install_stamina_hooks, set_registry
 from engine.results import RunResult, equity_curve
 
 __all__ = ["Engine", "FeedContext", "Progress"]
 
 Progress = Callable[[int, int], None]
+
+_STAMINA_HOOKED = False
 
 _HOOK_OF = {kind.section: kind.hook for kind in COMPONENT_SECTIONS}
 
@@ -73,6 +83,12 @@ class _Run:
     publisher: Any = None
     started: list[tuple[Any, Any]] = attrs.Factory(list)
     started_hooks: bool = False
+    #: the journal store, when ``[journal]`` is configured
+    journal: Any = None
+    #: set when the run resumed a journal: what replaying it found
+    resumed: Any = None
+    #: what reconciliation with the venue found after resuming
+    reconciliation: Any = None
 
 
 class Engine:
@@ -160,31 +176,8 @@ class Engine:
         ]
         portfolio = Portfolio(cfg.engine.initial_cash, {i.symbol: i for i in instruments})
         ids = self._strategy_ids()
-        checks = []
-        for stage, section in STAGES:
-            # records in their deterministic order (priority, before/after, name);
-            # combinators first; instances of one record keep the order of the config
-            rank = {name: k for k, name in enumerate(self.plugins.records(_HOOK_OF[section]))}
-            specs = sorted(cfg.components.get(section, ()), key=lambda sp: rank.get(sp.type, -1))
-            for spec in specs:
-                check = await self._compile_check(spec, set(ids))
-                checks.append(CompiledCheck(stage, spec.type, spec.record.plugin, check))
-        runtime = []
-        for spec in cfg.components.get("runtime_guards", ()):
-            evaluate = await self._make(spec)
-            self._require_sync_callable(spec, evaluate, "evaluate(ctx)")
-            cadence = spec.core.cadence
-            runtime.append(
-                RuntimeCheck(
-                    name=spec.type,
-                    plugin=spec.record.plugin,
-                    evaluate=evaluate,
-                    cadence_ns=parse_interval(cadence)
-                    if cadence
-                    else int(spec.record.cadence_seconds * 1e9),
-                    flatten=spec.core.flatten,
-                )
-            )
+        checks = await self._compile_pipeline(cfg, ids)
+        runtime = await self._compile_runtime(cfg)
         stores = [(s.type, await self._make(s)) for s in cfg.components.get("metrics_stores", ())]
         exporters = [(s.type, await self._make(s)) for s in cfg.components.get("exporters", ())]
         metrics = Metrics()
@@ -204,7 +197,22 @@ class Engine:
                     )
                 ]
             )
+        journal_specs = cfg.components.get("journal")
+        journal = await self._make(journal_specs[0]) if journal_specs else None
         broker = await self._make(broker_spec)
+        global _STAMINA_HOOKED
+        if not _STAMINA_HOOKED:  # once per process: stamina's hooks are global
+            install_stamina_hooks()
+            _STAMINA_HOOKED = True
+        registry = PolicyRegistry(cfg.resilience, metrics=metrics, clock=lambda: now[0]() / 1e9)
+        set_registry(registry)  # resilient("name") in plugins: this run's policies
+        if mode != "backtest" and is_async_broker(broker):
+            broker = GuardedVenue(
+                broker,
+                registry.get(broker_spec.type),
+                deduplicates=broker_spec.record.deduplicates,
+            )
+        now: list[Callable[[], int]] = [lambda: 0]
         kernel = Kernel(
             instruments,
             portfolio,
@@ -219,6 +227,8 @@ class Engine:
             collect_every_ns=parse_interval(cfg.metrics.interval),
         )
         kernel.metrics = metrics
+        now[0] = lambda: kernel.now  # breakers and rate limits run on engine time
+        registry.on_breaker_change(_breaker_moves_trading(kernel, registry))
         install_catalogue(metrics, kernel)
         if cfg.logging.trace_orders:  # before strategies keep the kernel's submit
             install_order_tracing(kernel)
@@ -256,7 +266,41 @@ class Engine:
             coordinators,
             {s: ctx.symbol for s, _, ctx in strategies},
             publisher=publisher,
+            journal=journal,
         )
+
+    async def _compile_pipeline(self, cfg: EngineConfig, ids: list[str]) -> list[CompiledCheck]:
+        """The order pipeline's checks, stage by stage, in their deterministic order."""
+        checks = []
+        for stage, section in STAGES:
+            # records in their deterministic order (priority, before/after, name);
+            # combinators first; instances of one record keep the order of the config
+            rank = {name: k for k, name in enumerate(self.plugins.records(_HOOK_OF[section]))}
+            specs = sorted(cfg.components.get(section, ()), key=lambda sp: rank.get(sp.type, -1))
+            for spec in specs:
+                check = await self._compile_check(spec, set(ids))
+                checks.append(CompiledCheck(stage, spec.type, spec.record.plugin, check))
+        return checks
+
+    async def _compile_runtime(self, cfg: EngineConfig) -> list[RuntimeCheck]:
+        """The runtime guards."""
+        runtime = []
+        for spec in cfg.components.get("runtime_guards", ()):
+            evaluate = await self._make(spec)
+            self._require_sync_callable(spec, evaluate, "evaluate(ctx)")
+            cadence = spec.core.cadence
+            runtime.append(
+                RuntimeCheck(
+                    name=spec.type,
+                    plugin=spec.record.plugin,
+                    evaluate=evaluate,
+                    cadence_ns=parse_interval(cadence)
+                    if cadence
+                    else int(spec.record.cadence_seconds * 1e9),
+                    flatten=spec.core.flatten,
+                )
+            )
+        return runtime
 
     def _strategy_ids(self) -> list[str]:
         """Each strategy's id: its ``id`` key, else its type (numbered when repeated)."""
@@ -315,6 +359,107 @@ class Engine:
         section = self.config.sections.get(record.name)
         return await maybe_await(record.factory(section))
 
+    def _open_journal(self, run: _Run, *, durable: bool) -> Any:
+        """Start journaling ``run`` (a fresh journal: backtests, new paper sessions;
+        or, for a paper run, resume the one found: replay it into the kernel)."""
+        store = run.journal
+        if store is None:
+            return None
+        spec = self.config.component("journal")
+        if store.recovered is not None:
+            logger.warning("{}", store.recovered.message)
+        if store.last_seq and not durable:
+            raise ConfigError(
+                [
+                    Problem(
+                        f"{spec.path}",
+                        f"the journal already holds {store.last_seq} records (an earlier run);"
+                        " a backtest starts an empty journal: remove it or choose another path",
+                    )
+                ]
+            )
+        if store.last_seq:
+            run.resumed = replay(store.entries(), run.kernel)
+            baseline = (run.resumed.baseline or {}).get("raw")
+            if baseline is not None:
+                drift = [str(c) for c in diff(baseline, _json_ready(dict(self._raw.data)))]
+                for line in drift:
+                    logger.warning("config changed since the journal's baseline: {}", line)
+                if drift:
+                    store.append(
+                        run.kernel.now, "config", self.config.engine.name, {"drift": drift}
+                    )
+        recorder = JournalRecorder(run.kernel, store, durable=durable)
+        recorder.install()
+        if not store.last_seq:
+            raw = self._raw
+            recorder.record_config(
+                self.config.engine.name,
+                {
+                    "raw": _json_ready(dict(raw.data)),
+                    "base_dir": str(raw.base_dir),
+                    "source": raw.source,
+                    "mode": self.mode,
+                },
+            )
+        return store
+
+    async def _resume(
+        self,
+        run: _Run,
+        streams: dict[str, Iterable[BarSeries] | AsyncIterator[BarSeries]],
+    ) -> None:
+        """After replaying the journal: show the strategies the bars they already
+        processed (replayed feeds), then reconcile with the venue; trading waits in
+        ``[trading] until_reconciled`` until reconciliation passes."""
+        kernel, state = run.kernel, run.resumed
+        for symbol, last in state.bars.items():
+            source = streams.get(symbol)
+            if isinstance(source, list) and len(source) == 1:  # a history replayed
+                series = source[0]
+                kernel.warm_up(symbol, series.slice(0, last + 1))
+                streams[symbol] = [series.slice(last + 1, len(series))]
+        kernel._seq.clear()
+        kernel._seq.update(state.sequences)  # later intents are derived again, same ids
+        kernel.operations.reset_sequences(state.operation_sequences)
+        kernel.hide_until_derived(state.in_flight)
+        logger.info(
+            "resumed the journal: {} records, bars {}, {} open orders",
+            state.entries,
+            state.bars,
+            len(kernel.open_orders()),
+        )
+        if not hasattr(kernel.broker, "snapshot"):
+            logger.warning("broker {} cannot be reconciled (no snapshot())", kernel.broker_name)
+            for op in kernel.operations.compensate():
+                logger.warning("operation {} was interrupted: rolled back", op.id)
+            return
+        prior = kernel.trading.state
+        waiting = TradingState(self.config.trading.until_reconciled)
+        kernel.set_trading_state(waiting, "reconciling with the venue after a restart", "engine")
+        broker_spec = self.config.component("broker")
+        outcome = await reconcile(
+            kernel,
+            kernel.broker,
+            deduplicates=broker_spec.record.deduplicates,
+            policies=self.plugins.collect("engine_reconciliation_policies"),
+            in_flight=state.in_flight,
+        )
+        for line in outcome.lines():
+            logger.warning("reconciliation: {}", line)
+        for op in kernel.operations.compensate():
+            logger.warning("operation {} was interrupted: rolled back", op.id)
+        if outcome.passed:
+            kernel.set_trading_state(prior, "reconciled with the venue", "engine")
+        else:
+            kernel.alert(
+                Severity.CRITICAL,
+                "reconciliation failed: trading stays " + waiting.value,
+                "; ".join(outcome.lines()),
+                "engine",
+            )
+        run.reconciliation = outcome
+
     def _feed_context(self, mode: str) -> FeedContext:
         return FeedContext(self.config.base_dir, self.config.engine.seed, mode)
 
@@ -331,6 +476,11 @@ class Engine:
         if run is None:
             return
         self.active_run = None
+        if run.journal is not None:
+            try:
+                run.journal.close()
+            except Exception:
+                logger.exception("closing the journal failed")
         if run.publisher is not None:
             run.publisher.close()
         for record, c in reversed(run.started):
@@ -410,6 +560,99 @@ class Engine:
                 logger.exception("analyzer {} ({}) failed", analyzer.name, analyzer.plugin)
         return result
 
+    # -- journal replay -------------------------------------------------------------------
+
+    @classmethod
+    def from_journal(cls, entries: Iterable[Entry], **kwargs: Any) -> Engine:
+        """An engine built from a journal's config baseline (its first entry)."""
+        for entry in entries:
+            if entry.kind == "config":
+                data = dict(entry.data["raw"])
+                data.pop("journal", None)  # replaying must not write a journal
+                raw = RawConfig(data, Path(entry.data["base_dir"]), entry.data["source"])
+                return cls(raw, **kwargs)
+            break
+        raise JournalError("the journal does not start with a config baseline")
+
+    async def replay_journal(
+        self, entries: Iterable[Entry], *, load_data: bool = True
+    ) -> RunResult:
+        """Rebuild a run from its journal: portfolio, orders, trading state through the
+        kernel's own code paths, no strategy and no venue called. With ``load_data``
+        the feed's bars give the equity curve and statistics (the run's report); a
+        paper journal replays up to its last processed bar."""
+        run: _Run | None = None
+        started = time.perf_counter()
+        try:
+            run = await self._build("backtest")
+            state = replay(entries, run.kernel)
+            series: dict[str, BarSeries] = {}
+            if load_data:
+                ctx = self._feed_context("backtest")
+                for inst in run.instruments:
+                    s = await self._load(run, inst, ctx)
+                    last = state.bars.get(inst.symbol)
+                    series[inst.symbol] = s if last is None else s.slice(0, last + 1)
+                for symbol, s in series.items():  # marks: the last bar's close
+                    if len(s):
+                        view = run.kernel.streams[symbol].view
+                        view.index, view.ts, view.close = (
+                            len(s) - 1,
+                            int(s.ts[-1]),
+                            int(s.close[-1]),
+                        )
+            run.resumed = state
+            bars = sum(len(s) for s in series.values())
+            result = self._result(run, "replay", series, bars, time.perf_counter() - started)
+            return result
+        finally:
+            await self._stop(run)
+
+    # -- config drift ---------------------------------------------------------------------
+
+    async def reload(
+        self, source: str | os.PathLike[str] | Mapping[str, Any] | None = None
+    ) -> Reload:
+        """Read the config again (``source``, default: the file the engine came from),
+        validate it whole, and apply its risk-limit changes to the running engine
+        (order checks, runtime guards, ``[trading]``); other changes are reported as
+        needing a restart. Applied changes are journaled. See :mod:`engine.drift`."""
+        if source is None:
+            if self._raw.source == "<dict>":
+                raise ConfigError([Problem("config", "a config given as a dict cannot be re-read")])
+            source = self._raw.source
+        try:
+            candidate = Engine(load_raw(source), plugins=self.plugins)
+            new = candidate.config
+            ids = candidate._strategy_ids()
+        except ConfigError as exc:
+            report = Reload(problems=exc.problems)
+            for line in report.lines():
+                logger.error("reload: {}", line)
+            return report
+        changes = diff(self.config.dump(), new.dump())
+        applied = tuple(c for c in changes if c.section in RISK_SECTIONS)
+        later = tuple(c for c in changes if c.section not in RISK_SECTIONS)
+        run = self.active_run
+        if applied and run is not None:
+            kernel = run.kernel
+            kernel.pipeline.checks = tuple(await self._compile_pipeline(new, ids))
+            kernel._runtime = await self._compile_runtime(new)
+            kernel.trading.resume_after_ns = parse_interval(new.trading.resume_after)
+            kernel.next_due = 0  # runtime guards are evaluated at the next bar
+            if kernel.journal is not None:
+                kernel.journal.store.append(
+                    kernel.now,
+                    "config",
+                    new.engine.name,
+                    {"reload": True, "changes": [str(c) for c in applied]},
+                )
+                kernel.journal.store.commit()
+        report = Reload(tuple(changes), applied if run is not None else (), later)
+        for line in report.lines():
+            logger.warning("reload: {}", line)
+        return report
+
     # -- health -------------------------------------------------------------------------
 
     async def health(self) -> list[HealthReport]:
@@ -435,11 +678,14 @@ class Engine:
                 if prepare is not None:
                     await maybe_await(prepare(series[run.instrument_of[sid]]))
             total = sum(len(s) for s in series.values())
+            store = self._open_journal(run, durable=False)
             await self._start(run)
             started = time.perf_counter()
             done = 0
             with quiet_gc():
                 for done in backtest_chunks(run.kernel, series):
+                    if store is not None:
+                        store.commit()
                     if progress is not None:
                         progress(done, total)
                     await asyncio.sleep(0)
@@ -478,7 +724,10 @@ class Engine:
                     streams[inst.symbol] = run.feed.stream(inst, ctx)
                 else:
                     streams[inst.symbol] = [await self._load(run, inst, ctx)]
+            self._open_journal(run, durable=True)
             await self._start(run)
+            if run.resumed is not None:
+                await self._resume(run, streams)
             tasks: set[asyncio.Task[Any]] = set()
 
             def spawn(aw: Any) -> None:
@@ -488,6 +737,12 @@ class Engine:
 
             run.kernel.set_spawner(spawn)
             timer = asyncio.get_running_loop().call_later(duration, stop.set) if duration else None
+            venue = run.kernel.broker
+            watcher = (
+                asyncio.create_task(venue.watch(run.kernel), name="venue-watch")
+                if isinstance(venue, GuardedVenue)
+                else None
+            )
             started = time.perf_counter()
             try:
                 bars = await paper_loop(
@@ -498,8 +753,47 @@ class Engine:
                     timer.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            if watcher is not None:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+                left = await venue.settle_all()
+                if left:
+                    logger.error("{} orders are still in doubt: the venue cannot be asked", left)
+            if run.journal is not None:
+                run.journal.commit()
             elapsed = time.perf_counter() - started
             series = {s: st.to_series() for s, st in run.kernel.streams.items()}
             return self._result(run, "paper", series, bars, elapsed)
         finally:
             await self._stop(run)
+
+
+def _json_ready(value: Any) -> Any:
+    """TOML data as JSON-ready data (dates and times as ISO strings)."""
+    if isinstance(value, Mapping):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def _breaker_moves_trading(kernel: Kernel, registry: PolicyRegistry) -> Any:
+    """An open breaker moves trading to its policy's ``on_breaker_open`` state; when
+    it closes, trading goes back to active if the breaker was what moved it."""
+
+    def moved(name: str, old: BreakerState, new: BreakerState) -> None:
+        source = f"breaker:{name}"
+        if new is BreakerState.OPEN:
+            state = TradingState(registry.get(name).settings.on_breaker_open)
+            if kernel.trading.state.severity < state.severity:
+                kernel.set_trading_state(state, f"circuit breaker {name} is open", source)
+        elif new is BreakerState.CLOSED:
+            history = kernel.trading.history
+            if history and history[-1].source == source:
+                kernel.set_trading_state(
+                    TradingState.ACTIVE, f"circuit breaker {name} closed", source
+                )
+
+    return moved

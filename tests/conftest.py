@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from loguru import logger
 
 from engine import Engine, PluginSettings
+
+# loguru's default sink prints DEBUG lines to stderr: tests that want log lines add
+# their own sink; the default one shows warnings and worse only
+logger.remove()
+logger.add(sys.stderr, level="WARNING")
 
 BASE_CONFIG: dict[str, Any] = {
     "engine": {"name": "test", "initial_cash": "100000", "seed": 1},

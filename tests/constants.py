@@ -4,8 +4,10 @@
 BUILTINS = frozenset(
     {
         "csv",
+        "faults",
         "filters",
         "guards",
+        "journal_sqlite",
         "log_alerts",
         "metrics_sinks",
         "parquet",

@@ -522,3 +522,84 @@ def test_cancels_bypass_the_pipeline() -> None:
     first, second = script.orders
     assert second is None and result.denials[0].reason == "deny_more.no"
     assert first.state is OrderState.CANCELED  # the cancel went through regardless
+
+
+class Misreporting:
+    """A venue that never acknowledges, and reports each fill twice (same fill id),
+    then once more under a new id: a duplicate and an overfill."""
+
+    def __init__(self, _: Any) -> None:
+        self.pending: list[Any] = []
+
+    def bind(self, sink: Any) -> None:
+        self.sink = sink
+
+    def submit(self, order: Any) -> None:
+        self.pending.append(order)  # no ack
+
+    def cancel(self, client_id: str) -> None:
+        pass
+
+    def on_bar(self, instrument: Any, bar: Any) -> None:
+        while self.pending:
+            order = self.pending.pop()
+            qty, price = order.intent.quantity, instrument.price(bar.open)
+            self.sink.order_filled(order.client_id, qty, price, D(0), fill_id="F1")
+            self.sink.order_filled(order.client_id, qty, price, D(0), fill_id="F1")
+            self.sink.order_filled(order.client_id, qty, price, D(0), fill_id="F2")
+
+
+def misreporting() -> Any:
+    from engine import Broker
+
+    class P:
+        @hookimpl
+        def engine_brokers(self) -> list[Broker]:
+            return [Broker(name="misreporting", factory=Misreporting)]
+
+    return P()
+
+
+def test_duplicate_and_overfilling_reports_are_ignored_and_counted() -> None:
+    result, script = run(
+        {0: [buy()]}, {"X": FLAT}, extra=misreporting(), config={"broker": {"type": "misreporting"}}
+    )
+    (fill,) = result.fill_records
+    assert fill.fill_id == "F1" and result.portfolio.positions["X"].quantity == D(1)
+    (order,) = script.orders
+    assert [s.value for _, s, _ in order.history] == ["submitted", "accepted", "filled"]
+    assert order.history[1][2] == "implied by a fill"  # the missing ack
+    counts = {
+        r.label("reason"): r.value for r in result.metrics if r.name == "engine_ignored_fills_total"
+    }
+    assert counts == {"duplicate": 1.0, "overfill": 1.0}
+
+
+def test_generated_fill_ids_are_unique_per_order() -> None:
+    result, _ = run({0: [buy(2)], 1: [sell(1)], 2: [sell(1)]}, {"X": FLAT})
+    ids = [f.fill_id for f in result.fill_records]
+    assert len(set(ids)) == 3 and all(i for i in ids)
+
+
+def test_a_re_derived_intent_returns_the_known_order_and_sends_nothing() -> None:
+    import asyncio
+
+    from engine import OrderIntent, Side
+
+    eng = Engine.from_config(
+        {
+            "instruments": [{"symbol": "X", "tick_size": "0.01"}],
+            "feed": {"type": "synthetic", "bars": 10},
+            "strategies": [{"type": "sma_crossover"}],
+        },
+        settings=PluginSettings(builtin_only=True),
+    )
+    kernel: Any = asyncio.run(eng._build("backtest")).kernel
+    sent: list[str] = []
+    kernel._broker_submit = lambda order: sent.append(order.client_id)
+    intent = OrderIntent("s", "X", Side.BUY, D(1))
+    kernel.adopt_order("s-X-1", intent)  # as a journal replay does
+    kernel._seq.clear()  # ... and as a restart resets the sequence to the last whole bar
+    assert kernel.submit(intent) is kernel.orders["s-X-1"]
+    assert sent == []
+    assert kernel.submit(intent).client_id == "s-X-2" and sent == ["s-X-2"]

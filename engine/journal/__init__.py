@@ -8,24 +8,31 @@ appends as events happen and commits (durably) before anything leaves the proces
 
 Entry kinds and their ``data`` (all values JSON-ready: decimals as strings):
 
-========== ======================= ==================================================
-kind       ref                     data
-========== ======================= ==================================================
-config     engine name             ``{"config": <effective config dump>}``
-order      client order id         ``{"strategy", "instrument", "side", "quantity",
-                                   "type", "limit", "stop", "reduce_only", "tag",
-                                   "asked"}`` (the intent after guards; ``asked``: the
-                                   quantity before a reduction); written before submit
-denied     client order id         the same fields plus ``{"stage", "check",
-                                   "plugin", "reason", "message"}``
-event      client order id         ``{"state": <OrderState value>, "reason"}``
-fill       client order id         ``{"fill_id", "quantity", "price", "fee"}``
-state      source                  ``{"previous", "state", "reason"}`` (trading state)
-bar        instrument              ``{"index"}``: the bar was processed completely
-                                   (paper and live runs)
-op         operation id            a multi-step operation's step
-reconcile  ``""``                  what reconciliation found and did
-========== ======================= ==================================================
+=========== ================= ========================================================
+kind        ref               data
+=========== ================= ========================================================
+config      engine name       ``{"raw", "base_dir", "source", "mode"}``: the config
+                              baseline (the TOML data as written, where it was read)
+order       client order id   the intent after the pipeline (``strategy``,
+                              ``instrument``, ``side``, ``quantity``, ``type``,
+                              ``limit``, ``stop``, ``reduce_only``, ``tag``) and, when
+                              a guard reduced it, ``reduction`` (``check``, ``plugin``,
+                              ``reason``, ``before``); committed before the venue
+                              sees the order
+denied      client order id   the intent plus ``stage``, ``check``, ``plugin``,
+                              ``reason``, ``message``
+cancel      client order id   ``{}``: cancellation requested
+event       client order id   ``{"state", "reason"}``: the venue accepted, rejected,
+                              canceled or expired the order
+fill        client order id   ``{"fill_id", "quantity", "price", "fee"}``
+state       source            ``{"previous", "state", "reason"}``: trading state
+funding     instrument        ``{"mark", "rate"}``: a funding payment
+liquidation instrument        ``{"price", "fee", "liquidation_price"}``
+bar         instrument        ``{"index"}``: the bar was processed completely
+                              (paper and live runs)
+op          operation id      one step of a multi-step operation
+reconcile   ``""``            what reconciliation after a restart found and did
+=========== ================= ========================================================
 """
 
 from __future__ import annotations

@@ -92,6 +92,22 @@ EMITTED: dict[str, tuple[MetricKind, tuple[str, ...], str, str]] = {
         "how late the event loop ran a timer (paper and live runs)",
         "`resources`",
     ),
+    "engine_resilience_calls_total": (
+        C,
+        ("policy", "outcome"),
+        "calls through a resilience policy (ok, error, timeout, circuit_open,"
+        " rate_limited, bulkhead_full)",
+        "core, venue and plugin calls",
+    ),
+    "engine_retries_total": (C, ("policy",), "retries made by a policy", "core"),
+    "engine_breaker_state": (
+        G,
+        ("policy",),
+        "circuit breaker: 0 closed, 1 half-open, 2 open",
+        "core",
+    ),
+    "engine_breaker_opened_total": (C, ("policy",), "times a breaker opened", "core"),
+    "engine_call_seconds": (H, ("policy",), "duration of calls through a policy", "core"),
     "stamina_retries_total": (
         C,
         ("callable", "retry_num", "error_type"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from engine.kernel.operations import Operation, bracket_intents
 from engine.model import ZERO, Bar, Instrument, Order, OrderIntent, OrderType, Portfolio, Side
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ class StrategyContext:
         self.instrument = instrument
         self.symbol = instrument.symbol
         self.log = logger.bind(strategy=strategy_id)
-        self._submit = kernel.submit
+        self._submit: Callable[[OrderIntent], Order | None] = kernel.submit
 
     @property
     def now(self) -> int:
@@ -165,6 +167,35 @@ class StrategyContext:
             return self.order(Side.SELL, quantity, **kwargs)
         q = quantity if type(quantity) is Decimal else _decimal(quantity)
         return self._submit(OrderIntent(self.id, self.symbol, Side.SELL, q))
+
+    def bracket(
+        self,
+        side: Side,
+        quantity: Decimal | int | str | float,
+        *,
+        take_profit: Decimal | int | str | float,
+        stop_loss: Decimal | int | str | float,
+        limit: Decimal | int | str | float | None = None,
+    ) -> Operation:
+        """Entry (market, or limit at ``limit``), take-profit and stop-loss placed as
+        one operation: if a leg is refused the others are cancelled (rolled back);
+        once placed, the exit that fills first cancels the other. See
+        :mod:`engine.kernel.operations`."""
+        intents = bracket_intents(
+            self.id,
+            self.symbol,
+            side,
+            _decimal(quantity),
+            _decimal(take_profit),
+            _decimal(stop_loss),
+            None if limit is None else _decimal(limit),
+        )
+        return self._kernel.operations.place("bracket", self.id, intents, self._submit)
+
+    def batch(self, intents: list[OrderIntent]) -> Operation:
+        """Place ``intents`` as one operation: all placed, or none left open (the
+        placed ones are cancelled when one is refused)."""
+        return self._kernel.operations.place("batch", self.id, intents, self._submit)
 
     def cancel(self, order: Order | str) -> None:
         """Ask the broker to cancel an open order (cancels bypass risk checks)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 from collections import Counter
-from collections.abc import Callable, Sequence, Sized
+from collections.abc import Callable, Iterable, Sequence, Sized
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from loguru import logger
 from engine.data import PRICE_COLUMNS, BarSeries
 from engine.errors import ExecutionError, IllegalTransition
 from engine.kernel.context import BarView, StrategyContext
+from engine.kernel.operations import OperationBook
 from engine.kernel.pipeline import Denial, OrderPipeline
 from engine.kernel.queries import KernelQueries
 from engine.kernel.trading import StateChange, TradingState, TradingStateMachine
@@ -48,6 +49,11 @@ _ACCEPTED = OrderState.ACCEPTED
 _FILLED = OrderState.FILLED
 _ALWAYS = (True,)  # a non-empty sized object: "always call the broker"
 _BAR_COLUMNS = frozenset(("ts", *PRICE_COLUMNS, "volume"))
+
+
+def _no_submit(intent: OrderIntent) -> None:
+    """Warm-up: the order was decided before the restart (it is in the journal)."""
+    return None
 
 
 def _ignore_bar(instrument: Instrument, bar: BarView) -> None:
@@ -263,6 +269,14 @@ class Kernel(KernelQueries):
         self.metrics: Any = None
         #: the order tracer when ``[logging] trace_orders`` is on (engine.kernel.tracing)
         self.tracer: Any = None
+        #: the journal recorder when a journal is on (engine.journal.recorder)
+        self.journal: Any = None
+        #: each strategy's context, by strategy id
+        self.contexts: dict[str, StrategyContext] = {}
+        self._resend: set[str] = set()
+        self._hidden: dict[str, Order] = {}
+        #: multi-step operations (brackets, batches)
+        self.operations = OperationBook(self)
         #: venue fill ids applied (duplicates are ignored); fills ignored, by reason
         self._fill_ids: set[str] = set()
         self.ignored_fills: dict[str, int] = {}
@@ -280,6 +294,7 @@ class Kernel(KernelQueries):
     def add_strategy(self, strategy_id: str, symbol: str, strategy: Any) -> StrategyContext:
         """Attach a strategy instance to an instrument's stream; returns its context."""
         ctx = StrategyContext(self, strategy_id, self.instruments[symbol])
+        self.contexts[strategy_id] = ctx
         self.streams[symbol].strategies.append(strategy)
         self._open_by_strategy[strategy_id] = {}
         on_fill = getattr(strategy, "on_fill", None)
@@ -354,6 +369,26 @@ class Kernel(KernelQueries):
                 on_bar(view)
 
         return run
+
+    def warm_up(self, symbol: str, series: BarSeries) -> None:
+        """Show ``series`` (bars processed before a restart) to the strategies of
+        ``symbol`` so they rebuild their state: no order leaves them, the broker does
+        not see the bars, nothing is due (funding, runtime guards, metrics)."""
+        st = self.streams[symbol]
+        for k in range(len(series)):
+            st.append(series, k)
+        contexts = [c for c in self.contexts.values() if c.symbol == symbol]
+        saved = [c._submit for c in contexts]
+        for c in contexts:
+            c._submit = _no_submit
+        broker_on_bar, self._broker_on_bar = self._broker_on_bar, None
+        try:
+            n = len(st.ts)
+            self.runner(symbol)(n - len(series), n)
+        finally:
+            self._broker_on_bar = broker_on_bar
+            for c, submit in zip(contexts, saved, strict=True):
+                c._submit = submit
 
     def open_orders_of(self, strategy_id: str) -> list[Order]:
         """One strategy's open orders."""
@@ -555,6 +590,14 @@ class Kernel(KernelQueries):
         key = intent.strategy
         seq = self._seq[key] = self._seq.get(key, 0) + 1
         client_id = f"{key}-{intent.instrument}-{seq}"
+        if client_id in self.orders:  # re-derived after a restart: never sent twice
+            known = self.orders[client_id]
+            if self._hidden.pop(client_id, None) is not None and known.is_open:
+                self._open_by_strategy[key][client_id] = known
+            if client_id in self._resend:  # journaled, but the venue never got it
+                self._resend.discard(client_id)
+                self._send(known)
+            return None if known.state is OrderState.DENIED else known
         if checked:
             if self.trading.state is not TradingState.ACTIVE:
                 denial = self._state_denial(intent, client_id)
@@ -581,7 +624,13 @@ class Kernel(KernelQueries):
         listener = self._order_listeners.get(key)
         if listener is not None:
             listener(order)
-        result = self._broker_submit(order)
+        self._send(order, self._broker_submit)
+        return order
+
+    def _send(self, order: Order, submit: Callable[[Order], Any] | None = None) -> None:
+        """Hand ``order`` to the venue (``submit``: the journaled path; by default the
+        broker itself, for an order already journaled)."""
+        result = (submit or self.broker.submit)(order)
         if result is not None and inspect.isawaitable(result):
             if self._spawn is None:
                 if inspect.iscoroutine(result):
@@ -591,7 +640,56 @@ class Kernel(KernelQueries):
                     plugin=self.broker_name,
                 )
             self._spawn(result)
+
+    def hide_until_derived(self, client_ids: Iterable[str]) -> None:
+        """After a restart: the bar that was in progress is processed again, and its
+        strategies must see the state they saw then, so the orders it had produced
+        are not among their open orders until they derive them again."""
+        for cid in client_ids:
+            order = self.orders.get(cid)
+            if order is not None and order.is_open:
+                self._open_by_strategy[order.intent.strategy].pop(cid, None)
+                self._hidden[cid] = order
+
+    def reveal_hidden(self) -> None:
+        """End of the bar processed again: orders not derived again (a strategy that
+        decided differently) are shown anyway, and reported."""
+        for cid, order in self._hidden.items():
+            logger.warning("order {} was not derived again after the restart", cid)
+            if order.is_open:
+                self._open_by_strategy[order.intent.strategy][cid] = order
+        self._hidden.clear()
+
+    def resend_when_derived(self, client_id: str) -> None:
+        """After a restart: send this journaled order (the venue never received it)
+        when its strategy derives it again, on the bar that decided it."""
+        self._resend.add(client_id)
+
+    def adopt_order(self, client_id: str, intent: OrderIntent, reason: str = "") -> Order:
+        """Track an order without the pipeline and without sending it: one submitted
+        before (journal replay) or one the venue reports (an external order). It is
+        SUBMITTED; the venue's events move it on."""
+        order = Order(client_id, intent, self._clock.ts)
+        self.orders[client_id] = order
+        self._open_by_strategy.setdefault(intent.strategy, {})[client_id] = order
+        self._open[client_id] = order
+        self._note_sequence(client_id, intent.strategy)
+        self._transition(order, OrderState.SUBMITTED, reason)
         return order
+
+    def _note_sequence(self, client_id: str, strategy: str) -> None:
+        """Keep ``strategy``'s order sequence at least at ``client_id``'s."""
+        head, _, tail = client_id.rpartition("-")
+        if head.startswith(strategy) and tail.isdigit():
+            self._seq[strategy] = max(self._seq.get(strategy, 0), int(tail))
+
+    def replay_funding(self, symbol: str, mark: Decimal, rate: Decimal) -> None:
+        """Apply a journaled funding payment (mark and rate as they were)."""
+        held = self.position(symbol)
+        amount = self.portfolio.apply_funding(symbol, mark, rate)
+        self.funding_payments.append(
+            FundingPayment(self._clock.ts, symbol, held, mark, rate, amount)
+        )
 
     def cancel(self, client_id: str) -> None:
         """Request cancellation of an open order (no risk checks). An accepted order
@@ -677,6 +775,8 @@ class Kernel(KernelQueries):
                 f" {order.intent.quantity - order.filled_quantity} left",
             )
             return
+        if order.state is _SUBMITTED:  # an execution implies the venue accepted it
+            self._transition(order, OrderState.ACCEPTED, "implied by a fill")
         intent = order.intent
         ts = self._clock.ts
         fill = Fill(

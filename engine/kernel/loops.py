@@ -159,8 +159,9 @@ async def paper_loop(
                 if not first_ts:
                     first_ts.append(ts)
                 delay = started + (ts - first_ts[0]) / 1e9 / speed - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+                # always yield: the venue's replies and other tasks run between bars
+                # even when the clock is behind (a fast replay)
+                await asyncio.sleep(delay if delay > 0 else 0)
                 if stop.is_set():
                     return
                 st.append(chunk, k)
@@ -168,6 +169,10 @@ async def paper_loop(
                 run(n - 1, n)
                 if kernel.now >= kernel.next_due:
                     kernel.on_time()
+                if kernel._hidden:  # the bar a restart processed again is done
+                    kernel.reveal_hidden()
+                if kernel.journal is not None:  # the bar is done: a restart resumes after it
+                    kernel.journal.record_bar(symbol, n - 1)
                 count += 1
                 if max_bars is not None and count >= max_bars:
                     done_bars.set()
