@@ -54,3 +54,44 @@ def buy(q: Any = 1, **kw: Any) -> Step:
 def sell(q: Any = 1, **kw: Any) -> Step:
     """A sell step."""
     return ("sell", (q,), kw)
+
+
+class RecordingSink:
+    """Stands in for the kernel's execution sink: records what a broker reports, in
+    order; knows the instruments and engine time (``now``, settable)."""
+
+    def __init__(self, *instruments: Any) -> None:
+        self.instruments = {i.symbol: i for i in instruments}
+        self.events: list[tuple[Any, ...]] = []
+        self.now = 0
+
+    def instrument(self, symbol: str) -> Any:
+        return self.instruments[symbol]
+
+    def position(self, symbol: str) -> Decimal:
+        return Decimal(0)
+
+    def order_accepted(self, client_id: str) -> None:
+        self.events.append(("accepted", client_id))
+
+    def order_rejected(self, client_id: str, reason: str) -> None:
+        self.events.append(("rejected", client_id, reason))
+
+    def order_filled(
+        self, client_id: str, qty: Decimal, price: Decimal, fee: Decimal, fill_id: str | None = None
+    ) -> None:
+        self.events.append(("filled", client_id, qty, price, fee, fill_id))
+
+    def order_canceled(self, client_id: str, reason: str = "") -> None:
+        self.events.append(("canceled", client_id, reason))
+
+    def order_expired(self, client_id: str) -> None:
+        self.events.append(("expired", client_id))
+
+    def kinds(self) -> list[str]:
+        """The kind of each event, in order."""
+        return [e[0] for e in self.events]
+
+    def of(self, kind: str) -> list[tuple[Any, ...]]:
+        """The events of one kind."""
+        return [e for e in self.events if e[0] == kind]

@@ -8,14 +8,16 @@ compact) of records, each record itself an array, each line ended by a newline::
     [[seq + 64, ...], ...]
 
 Each line is one orjson call (:func:`encode_chunk`: the store encodes records in
-chunks as they are appended, and the rest at commit); a record orjson refuses is
-written by the standard library instead (integers beyond 64 bits, keys that are not
-strings, lone surrogates, nesting deeper than 255). orjson writes NaN and infinities
-as ``null`` (strict JSON); the standard library writes them as ``NaN`` and
-``Infinity``, which it reads back. Neither writes a raw newline inside a line.
+chunks as they are appended, and the rest at commit), read back with orjson. When
+orjson refuses a record (integers beyond 64 bits, keys that are not strings, lone
+surrogates, nesting deeper than 255), the standard library writes it, and its line
+starts with a space: such a line is read back with the standard library. orjson
+writes NaN and infinities as ``null`` (strict JSON); the standard library writes
+them as ``NaN`` and ``Infinity``, which it reads back. Neither writes a raw newline
+inside a line.
 
 The block stores ``size``, the length of its JSON text, and ``payload``: the text
-itself (it starts with ``[``) or, when the text is at least :data:`COMPRESS_AT`
+itself (it starts with ``[`` or a space) or, when the text is at least :data:`COMPRESS_AT`
 bytes long, its Zstandard frame (level 1, through pyarrow; it starts with the
 Zstandard magic number): about 25 times smaller for a backtest's records, at about
 0.1 µs a record.
@@ -46,7 +48,9 @@ __all__ = [
     "RawEntry",
     "Record",
     "block_crc",
+    "block_label",
     "compress",
+    "decode_block",
     "encode_chunk",
     "encode_data",
     "encode_record",
@@ -88,9 +92,11 @@ try:
 
     _dumps: Callable[..., bytes] | None = orjson.dumps
     _NEWLINE = orjson.OPT_APPEND_NEWLINE
+    _loads: Callable[[bytes], Any] = orjson.loads
 except ImportError:  # pragma: no cover - orjson is a dependency
     _dumps = None
     _NEWLINE = 0
+    _loads = json.loads
 
 #: the first four bytes of a Zstandard frame
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -127,13 +133,15 @@ def encode_record(record: Record) -> bytes:
 def encode_chunk(records: Sequence[Record]) -> bytes:
     """Records (at least one) as one line of a block's text: a JSON array and a
     newline. One orjson call for all of them (the hot path); when orjson refuses
-    something, record by record (:func:`encode_record`, which raises what it raises)."""
+    something, record by record (:func:`encode_record`, which raises what it raises),
+    and the line starts with a space: read it with the standard library (orjson would
+    read integers beyond 64 bits as floats, and refuses ``NaN``)."""
     if _dumps is not None:
         try:
             return _dumps(records, option=_NEWLINE)
         except TypeError:
             pass
-    return b"[" + b",".join([encode_record(r) for r in records]) + b"]\n"
+    return b" [" + b",".join([encode_record(r) for r in records]) + b"]\n"
 
 
 @cache
@@ -208,6 +216,52 @@ def block_crc(first_seq: int, last_seq: int, size: int, payload: bytes) -> int:
 # -- decoding ---------------------------------------------------------------------------
 
 
+def block_label(first_seq: int, last_seq: int) -> str:
+    """``records 50-60 (block)`` (``record 7 (block)`` when it holds one)."""
+    if first_seq == last_seq:
+        return f"record {first_seq} (block)"
+    return f"records {first_seq}-{last_seq} (block)"
+
+
+def decode_block(first_seq: int, last_seq: int, size: int, payload: bytes) -> list[list[Any]]:
+    """The records of a block as ``[seq, ts, kind, ref, data]`` lists, checked: lines
+    of JSON arrays of such arrays, numbered ``first_seq`` to ``last_seq`` without gaps
+    (``data`` may be any JSON value). ``ValueError`` saying what is wrong otherwise.
+    Does not check the CRC."""
+    text = _unpack(size, payload)
+    if len(text) != size:
+        raise ValueError(f"{len(text)} bytes of text, not {size}")
+    lines = text.split(b"\n")
+    if lines.pop() != b"":
+        raise ValueError("the text does not end with a newline")
+    records: list[Any] = []
+    for number, line in enumerate(lines, 1):
+        try:  # a line the standard library wrote starts with a space (see encode_chunk)
+            chunk = json.loads(line) if line[:1] == b" " else _loads(line)
+        except (ValueError, RecursionError) as exc:  # orjson's and Unicode errors included
+            raise ValueError(f"line {number} is not JSON ({exc})") from None
+        if type(chunk) is not list:
+            raise ValueError(f"line {number} is a JSON {json_type(chunk)}, not an array")
+        records += chunk
+    seq = first_seq
+    for record in records:
+        if not (
+            type(record) is list
+            and len(record) == 5
+            and type(record[1]) is int
+            and type(record[2]) is str
+            and type(record[3]) is str
+        ):
+            raise ValueError(f"record {seq} is not [seq, ts, kind, ref, data]")
+        if type(record[0]) is not int or record[0] != seq:
+            raise ValueError(f"record {seq} is numbered {record[0]!r}")
+        seq += 1
+    if seq - 1 != last_seq:
+        held = f"records {first_seq}-{seq - 1}" if records else "no record"
+        raise ValueError(f"holds {held}, not up to record {last_seq}")
+    return records
+
+
 @frozen
 class RawBlock:
     """A block as stored: its range, stored CRC, JSON text size and payload."""
@@ -221,9 +275,7 @@ class RawBlock:
     @property
     def label(self) -> str:
         """``records 50-60 (block)`` (``record 7 (block)`` when it holds one)."""
-        if self.first_seq == self.last_seq:
-            return f"record {self.first_seq} (block)"
-        return f"records {self.first_seq}-{self.last_seq} (block)"
+        return block_label(self.first_seq, self.last_seq)
 
     @property
     def crc_ok(self) -> bool:
@@ -231,42 +283,8 @@ class RawBlock:
         return block_crc(self.first_seq, self.last_seq, self.size, self.payload) == self.crc
 
     def decode(self) -> list[list[Any]]:
-        """Its records as ``[seq, ts, kind, ref, data]`` lists, checked: a JSON array
-        of such arrays numbered ``first_seq`` to ``last_seq`` without gaps (``data``
-        may be any JSON value). ``ValueError`` saying what is wrong otherwise. Does
-        not check the CRC."""
-        text = _unpack(self.size, self.payload)
-        if len(text) != self.size:
-            raise ValueError(f"{len(text)} bytes of text, not {self.size}")
-        lines = text.split(b"\n")
-        if lines.pop() != b"":
-            raise ValueError("the text does not end with a newline")
-        records: list[Any] = []
-        for number, line in enumerate(lines, 1):
-            try:
-                chunk = json.loads(line)
-            except (ValueError, RecursionError) as exc:  # UnicodeDecodeError: a ValueError
-                raise ValueError(f"line {number} is not JSON ({exc})") from None
-            if type(chunk) is not list:
-                raise ValueError(f"line {number} is a JSON {json_type(chunk)}, not an array")
-            records += chunk
-        seq = self.first_seq
-        for record in records:
-            if not (
-                type(record) is list
-                and len(record) == 5
-                and type(record[1]) is int
-                and type(record[2]) is str
-                and type(record[3]) is str
-            ):
-                raise ValueError(f"record {seq} is not [seq, ts, kind, ref, data]")
-            if type(record[0]) is not int or record[0] != seq:
-                raise ValueError(f"record {seq} is numbered {record[0]!r}")
-            seq += 1
-        if seq - 1 != self.last_seq:
-            held = f"records {self.first_seq}-{seq - 1}" if records else "no record"
-            raise ValueError(f"holds {held}, not up to record {self.last_seq}")
-        return records
+        """Its records (:func:`decode_block`). Does not check the CRC."""
+        return decode_block(self.first_seq, self.last_seq, self.size, self.payload)
 
     def records(self) -> list[RawEntry]:
         """Its records as :class:`RawEntry` values (:meth:`decode`)."""

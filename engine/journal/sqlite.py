@@ -57,6 +57,8 @@ from engine.journal.codec import (
     RawEntry,
     Record,
     block_crc,
+    block_label,
+    decode_block,
     encode_chunk,
     encode_record,
     json_type,
@@ -660,8 +662,8 @@ class SqliteJournal:
         """Committed entries with ``seq > after``, in order, decoded block by block
         (about ``BATCH`` records read per query); every block's CRC is checked."""
         name = self.name
-        for block in _read_blocks(self._connection(), name, after):
-            for seq, ts, kind, ref, data in _block_records(block, name, after):
+        for row in _read_rows(self._connection(), name, after):
+            for seq, ts, kind, ref, data in _block_records(row, name, after):
                 if type(data) is not dict:
                     raise JournalError(
                         f"journal {name}: record {seq} ({kind} {ref}): bad data: a JSON"
@@ -672,7 +674,13 @@ class SqliteJournal:
     def raw_entries(self, after: int = 0) -> Iterator[RawBlock]:
         """Committed blocks as stored (payload and CRC unchecked), for :func:`verify`:
         from the block holding record ``after + 1``."""
-        return _read_blocks(self._connection(), self.name, after)
+        for row in _read_rows(self._connection(), self.name, after):
+            block = _raw_block(row)
+            if block is None:
+                raise JournalError(
+                    f"journal {self.name}: the block at record {row[0]} is malformed"
+                )
+            yield block
 
     def count(self) -> int:
         """How many committed records the file holds."""
@@ -766,10 +774,10 @@ def _block_name(block: RawBlock) -> str:
     return f"the block of records {block.first_seq}-{block.last_seq}"
 
 
-def _read_blocks(db: sqlite3.Connection, name: str, after: int) -> Iterator[RawBlock]:
-    """The blocks from the one holding record ``after + 1``, in order: each query
-    reads the blocks starting within the next ``BATCH`` records (at least one), so a
-    block committed while streaming is seen, and memory stays bounded."""
+def _read_rows(db: sqlite3.Connection, name: str, after: int) -> Iterator[tuple[Any, ...]]:
+    """The stored blocks (rows) from the one holding record ``after + 1``, in order:
+    each query reads the blocks starting within the next ``BATCH`` records (at least
+    one), so a block committed while streaming is seen, and memory stays bounded."""
     lo = after  # the next query reads blocks with first_seq > lo ...
     done = after  # for messages
     try:
@@ -790,30 +798,32 @@ def _read_blocks(db: sqlite3.Connection, name: str, after: int) -> Iterator[RawB
                 ).fetchall()
                 if not rows:
                     return
-            for stored in rows:
-                block = _raw_block(stored)
-                if block is None:
-                    raise JournalError(
-                        f"journal {name}: the block at record {stored[0]} is malformed"
-                    )
-                yield block
-                lo = block.first_seq
-                done = hi = max(lo, block.last_seq)
-                hi += BATCH
+            yield from rows
+            first, last = rows[-1][0], rows[-1][1]
+            if type(first) is not int or type(last) is not int:
+                raise JournalError(f"journal {name}: the block at record {first} is malformed")
+            lo = first
+            done = hi = max(first, last)
+            hi += BATCH
     except sqlite3.Error as exc:
         hint = " (opening it with the engine recovers what can be)" if _is_corruption(exc) else ""
         raise JournalError(f"journal {name}: cannot read after record {done}: {exc}{hint}") from exc
 
 
-def _block_records(block: RawBlock, name: str, after: int) -> list[list[Any]]:
-    """The records of ``block`` with ``seq > after``, checked (CRC, structure)."""
-    if not block.crc_ok:
-        raise JournalError(f"journal {name}: {block.label}: CRC mismatch, the block is damaged")
+def _block_records(row: tuple[Any, ...], name: str, after: int) -> list[list[Any]]:
+    """The records of a stored block with ``seq > after``, checked (CRC, structure)."""
+    first, last, crc, size, payload = row
+    if type(payload) is not bytes or type(size) is not int or type(crc) is not int:
+        raise JournalError(f"journal {name}: the block at record {first} is malformed")
+    if block_crc(first, last, size, payload) != crc:
+        label = block_label(first, last)
+        raise JournalError(f"journal {name}: {label}: CRC mismatch, the block is damaged")
     try:
-        records = block.decode()
+        records = decode_block(first, last, size, payload)
     except ValueError as exc:
-        raise JournalError(f"journal {name}: {block.label}: unreadable: {exc}") from None
-    return records if after < block.first_seq else records[after + 1 - block.first_seq :]
+        label = block_label(first, last)
+        raise JournalError(f"journal {name}: {label}: unreadable: {exc}") from None
+    return records if after < first else records[after + 1 - first :]
 
 
 # -- reading without opening for writing --------------------------------------------------
@@ -850,8 +860,8 @@ def scan(
         if limit is not None and limit <= 0:
             return
         found = 0
-        for block in _read_blocks(db, name, after):
-            for record in _block_records(block, name, after):
+        for row in _read_rows(db, name, after):
+            for record in _block_records(row, name, after):
                 if (wanted and record[2] not in wanted) or (ref is not None and record[3] != ref):
                     continue
                 yield RawEntry(*record)

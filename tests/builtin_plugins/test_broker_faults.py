@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from scripted import RecordingSink
 
 from engine import (
     ConfigError,
@@ -35,32 +36,11 @@ MIN = 60_000_000_000
 N = 2000
 
 
-class Sink:
-    """Records what reaches the engine; engine time is settable."""
+class Sink(RecordingSink):
+    """The recording sink, with instrument X."""
 
     def __init__(self) -> None:
-        self.events: list[tuple[Any, ...]] = []
-        self.now = 0
-
-    def instrument(self, symbol: str) -> Instrument:
-        return X
-
-    def order_accepted(self, client_id: str) -> None:
-        self.events.append(("accepted", client_id))
-
-    def order_rejected(self, client_id: str, reason: str) -> None:
-        self.events.append(("rejected", client_id, reason))
-
-    def order_filled(
-        self, client_id: str, qty: Decimal, price: Decimal, fee: Decimal, fill_id: str | None = None
-    ) -> None:
-        self.events.append(("filled", client_id, qty, price, fee, fill_id))
-
-    def order_canceled(self, client_id: str, reason: str = "") -> None:
-        self.events.append(("canceled", client_id, reason))
-
-    def of(self, kind: str) -> list[tuple[Any, ...]]:
-        return [e for e in self.events if e[0] == kind]
+        super().__init__(X)
 
 
 def order(cid: str, limit: str | None = None) -> Order:

@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from scripted import RecordingSink
 
 from engine import (
     Instrument,
@@ -32,39 +33,11 @@ Y = Instrument("Y", TICK)
 MIN = 60_000_000_000
 
 
-class Sink:
-    """Records what the venue reports, in order; knows instruments and engine time."""
+class Sink(RecordingSink):
+    """The recording sink, with instruments X and Y unless told otherwise."""
 
     def __init__(self, *instruments: Instrument) -> None:
-        self.instruments = {i.symbol: i for i in instruments or (X, Y)}
-        self.events: list[tuple[Any, ...]] = []
-        self.now = 0
-
-    def instrument(self, symbol: str) -> Instrument:
-        return self.instruments[symbol]
-
-    def position(self, symbol: str) -> Decimal:
-        return D(0)
-
-    def order_accepted(self, client_id: str) -> None:
-        self.events.append(("accepted", client_id))
-
-    def order_rejected(self, client_id: str, reason: str) -> None:
-        self.events.append(("rejected", client_id, reason))
-
-    def order_filled(
-        self, client_id: str, qty: Decimal, price: Decimal, fee: Decimal, fill_id: str | None = None
-    ) -> None:
-        self.events.append(("filled", client_id, qty, price, fee, fill_id))
-
-    def order_canceled(self, client_id: str, reason: str = "") -> None:
-        self.events.append(("canceled", client_id, reason))
-
-    def order_expired(self, client_id: str) -> None:
-        self.events.append(("expired", client_id))
-
-    def kinds(self) -> list[str]:
-        return [e[0] for e in self.events]
+        super().__init__(*(instruments or (X, Y)))
 
 
 def order(

@@ -245,13 +245,13 @@ def test_entries_after_reads_only_the_blocks_it_needs(
     store = open_store(tmp_path / "j.db")
     fill_store(store, 300, per_commit=3)  # 100 blocks
     decoded: list[int] = []
-    decode = RawBlock.decode
+    decode = journal_sqlite.decode_block
 
-    def spy(self: RawBlock) -> list[list[Any]]:
-        decoded.append(self.first_seq)
-        return decode(self)
+    def spy(first_seq: int, *args: Any) -> list[list[Any]]:
+        decoded.append(first_seq)
+        return decode(first_seq, *args)
 
-    monkeypatch.setattr(RawBlock, "decode", spy)
+    monkeypatch.setattr(journal_sqlite, "decode_block", spy)
     assert [e.seq for e in store.entries(after=250)] == list(range(251, 301))
     assert decoded == list(range(250, 301, 3))  # from the block holding record 251
     decoded.clear()
@@ -345,11 +345,11 @@ def test_bad_data_in_a_chunk_encoded_early_is_named_at_commit(
 
 
 def test_values_only_the_standard_library_encodes_round_trip(tmp_path: Path) -> None:
-    weird = {"big": 2**70, "keys": {1: "one"}, "surrogate": "\ud800", "deep": [[[[1]]]] * 2}
+    weird = {"big": 2**70 + 1, "keys": {1: "one"}, "surrogate": "\ud800", "deep": [[[[1]]]] * 2}
     store = open_store(tmp_path / "j.db")
     store.append(T0, "op", "x", weird)
     store.append(T0, "op", "y", {"nan": math.nan, "inf": -math.inf})  # orjson: null
-    store.append(T0, "op", "z", {"big": 2**70, "nan": math.nan})  # the standard library: NaN
+    store.append(T0, "op", "z", {"big": 2**70 + 1, "nan": math.nan})  # the standard library: NaN
     for _ in range(COMPRESS_AT // 10):  # and the same in a compressed block
         store.append(T0, "op", "x", weird)
     store.close()
@@ -357,10 +357,24 @@ def test_values_only_the_standard_library_encodes_round_trip(tmp_path: Path) -> 
         entries = list(again.entries())
         assert entries[0].data == {**weird, "keys": {"1": "one"}}
         assert entries[1].data == {"nan": None, "inf": None}
-        assert entries[2].data["big"] == 2**70 and math.isnan(entries[2].data["nan"])
+        assert entries[2].data["big"] == 2**70 + 1 and math.isnan(entries[2].data["nan"])
         assert all(e.data == entries[0].data for e in entries[3:])
         assert again.verify() == []
     assert rows(tmp_path / "j.db")[0][4].startswith(ZSTD_MAGIC)
+
+
+def test_a_line_the_standard_library_writes_starts_with_a_space(tmp_path: Path) -> None:
+    """orjson reads the lines back, but those only the standard library reads exactly."""
+    path = tmp_path / "j.db"
+    with open_store(path) as store:
+        store.append(T0, "op", "x", {"big": 2**64})
+        store.commit()
+        store.append(T0, "op", "x", {"small": 2**63 - 1})
+        store.commit()
+        assert [e.data for e in store.entries()] == [{"big": 2**64}, {"small": 2**63 - 1}]
+    first, second = (r[4] for r in rows(path))
+    assert first == f' [[1,{T0},"op","x",{{"big":18446744073709551616}}]]\n'.encode()
+    assert second == f'[[2,{T0},"op","x",{{"small":9223372036854775807}}]]\n'.encode()
 
 
 def test_config_is_validated() -> None:

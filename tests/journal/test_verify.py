@@ -241,8 +241,8 @@ def test_crc_mismatches_and_unreadable_blocks() -> None:
     assert verify(raws) == [
         "record 3 (block): CRC mismatch, the block is damaged",
         "records 4-5 (block): CRC mismatch, the block is damaged",
-        "records 4-5 (block): unreadable (line 1 is not JSON (Unterminated string starting"
-        " at: line 1 column 7 (char 6)))",
+        "records 4-5 (block): unreadable (line 1 is not JSON (unexpected end of data: line 1"
+        " column 9 (char 8)))",
         "record 6 (bar A): data is not a JSON object (a JSON array)",
         "records 8-9 (block): unreadable (holds records 8-8, not up to record 9)",
         "record 10 (block): unreadable (record 10 is numbered 11)",
