@@ -89,6 +89,7 @@ BATCH = 1000
 #: Appended entries are encoded this many at a time, as they are appended (the rest
 #: at commit): one orjson call each, while the data is still in the CPU's caches.
 CHUNK = 256
+_NEVER = 1 << 62
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _WAL_MAGIC = (0x377F0682, 0x377F0683)
@@ -331,12 +332,13 @@ class SqliteJournal:
         self._block: Payload | None = None  # the block being encoded ...
         self._block_first = self._block_count = 0  # ... its first record and its count
         self._ready: list[tuple[int, int, int, bytes]] = []  # (first, last, size, payload)
-        self._eager = True  # encode every CHUNK appends (until one cannot be encoded)
+        self._encode_at = 0  # the seq at which to encode the buffer (every CHUNK appends)
         self._seq = 0
         self._commits = 0
         self._db: sqlite3.Connection | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._open()
+        self._encode_at = self._seq + CHUNK
 
     # -- opening and recovery -------------------------------------------------------
 
@@ -534,9 +536,8 @@ class SqliteJournal:
         """Buffer one entry; returns its sequence number. Every ``CHUNK`` entries are
         encoded together (one orjson call, while they are fresh in memory)."""
         self._seq = seq = self._seq + 1
-        buffer = self._buffer
-        buffer.append((seq, ts, kind, ref, data))
-        if len(buffer) >= CHUNK and self._eager:
+        self._buffer.append((seq, ts, kind, ref, data))
+        if seq >= self._encode_at:
             self._encode_chunk()
         return seq
 
@@ -551,9 +552,10 @@ class SqliteJournal:
         try:
             lines = self._lines()
         except (TypeError, ValueError, RecursionError):
-            self._eager = False
+            self._encode_at = _NEVER
             return
         self._write(lines)
+        self._encode_at = self._seq + CHUNK
 
     def _encode_rest(self) -> None:
         """Encode what is left in the buffer, or raise :class:`JournalError` naming the
@@ -646,7 +648,7 @@ class SqliteJournal:
                 f" failed: {why}"
             ) from exc
         self._ready.clear()
-        self._eager = True
+        self._encode_at = self._seq + CHUNK
         self._commits += 1
         if self._commits % self.config.checkpoint_every == 0:
             self.checkpoint()
