@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         ExecutionError,
         IllegalTransition,
         JournalError,
+        MissingDependency,
         NetworkError,
         PluginError,
         Problem,
@@ -87,7 +88,7 @@ if TYPE_CHECKING:
         Strategy,
         ValidationRule,
     )
-    from engine.results import RunResult
+    from engine.results import RunResult, Stats
     from engine.spans import Span
     from engine.telemetry import log_operation
     from engine.venue import VenueFill, VenueOrder, VenueSnapshot
@@ -116,6 +117,7 @@ _EXPORTS = {
         "ExecutionError",
         "IllegalTransition",
         "JournalError",
+        "MissingDependency",
         "NetworkError",
         "PluginError",
         "Problem",
@@ -173,7 +175,7 @@ _EXPORTS = {
         "Strategy",
         "ValidationRule",
     ],
-    "engine.results": ["RunResult"],
+    "engine.results": ["RunResult", "Stats"],
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 
@@ -217,6 +219,7 @@ __all__ = [
     "MetricRecord",
     "Metrics",
     "MetricsStore",
+    "MissingDependency",
     "NetworkError",
     "Order",
     "OrderIntent",
@@ -245,6 +248,7 @@ __all__ = [
     "Span",
     "SqliteJournal",
     "SqliteJournalConfig",
+    "Stats",
     "Strategy",
     "StrategyContext",
     "Trade",

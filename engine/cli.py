@@ -174,6 +174,13 @@ def _report(result: RunResult) -> None:
 
 # -- backtest ----------------------------------------------------------------------
 
+_html_option = click.option(
+    "--html",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a self-contained HTML report (summary, equity and drawdown charts,"
+    " trades) to this file; needs matplotlib (pip install 'engine[plot]').",
+)
+
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
@@ -187,16 +194,26 @@ def _report(result: RunResult) -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the summary as JSON instead of a table."
 )
+@_html_option
 @click.pass_context
 @user_errors
 def backtest(
-    ctx: click.Context, config: Path, output: Path | None, no_progress: bool, as_json: bool
+    ctx: click.Context,
+    config: Path,
+    output: Path | None,
+    no_progress: bool,
+    as_json: bool,
+    html: Path | None,
 ) -> None:
     """Backtest the strategies of CONFIG (a TOML file) and print the report."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     eng = _engine(ctx, config)
     eng.check()
+    if html is not None:
+        from engine.report import require_matplotlib
+
+        require_matplotlib()  # before the run, not after it
     if no_progress or as_json:
         result = eng.backtest_sync()
     else:
@@ -221,6 +238,10 @@ def backtest(
         paths = result.write(output)
         if not as_json:
             click.echo("wrote " + ", ".join(str(p) for p in paths.values()))
+    if html is not None:
+        written = result.write_html(html)
+        if not as_json:
+            click.echo(f"wrote {written}")
 
 
 # -- paper / live ------------------------------------------------------------------
@@ -237,6 +258,7 @@ def backtest(
 @click.option(
     "--output", "-o", type=click.Path(file_okay=False, path_type=Path), help="Write results here."
 )
+@_html_option
 @click.pass_context
 @user_errors
 def run(
@@ -247,6 +269,7 @@ def run(
     duration: float | None,
     max_bars: int | None,
     output: Path | None,
+    html: Path | None,
 ) -> None:
     """Trade CONFIG on the real clock until Ctrl-C (or --duration / --max-bars)."""
     from rich.console import Console
@@ -255,6 +278,10 @@ def run(
 
     eng = _engine(ctx, config)
     cfg = eng.check()
+    if html is not None:
+        from engine.report import require_matplotlib
+
+        require_matplotlib()
     broker = cfg.component("broker")
     if not paper:
         if not broker.record.live:
@@ -295,6 +322,8 @@ def run(
     _report(result)
     if output is not None:
         result.write(output)
+    if html is not None:
+        console.print(f"wrote {result.write_html(html)}")
 
 
 # -- introspection -----------------------------------------------------------------

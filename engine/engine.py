@@ -555,7 +555,7 @@ class Engine:
         )
         for analyzer in self.plugins.collect("engine_analyzers"):
             try:
-                result.stats.update(analyzer.compute(result))
+                result.add_stats(analyzer.compute(result), analyzer=analyzer.name)
             except Exception:
                 logger.exception("analyzer {} ({}) failed", analyzer.name, analyzer.plugin)
         return result

@@ -22,6 +22,7 @@ __all__ = [
     "ExecutionError",
     "IllegalTransition",
     "JournalError",
+    "MissingDependency",
     "NetworkError",
     "PluginError",
     "Problem",
@@ -148,6 +149,13 @@ class BulkheadFull(ExecutionError):
 class JournalError(EngineError):
     """The event journal is unreadable, damaged or inconsistent; the message names
     the file and the record."""
+
+    exit_code = 2
+
+
+class MissingDependency(EngineError):
+    """An optional package a feature needs is not installed; the message says what to
+    install (``pip install 'engine[plot]'``)."""
 
     exit_code = 2
 

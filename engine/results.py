@@ -3,15 +3,16 @@
 The equity curve is computed column-wise after the run from the fill log and the
 bar closes (cash and positions are step functions between fills), so the hot
 loop pays nothing for it. Final cash, equity and PnL come from the exact Decimal
-portfolio.
+portfolio. Reports for people (notebook HTML, the HTML page, charts) are drawn
+by :mod:`engine.report`.
 """
 
 from __future__ import annotations
 
-import html
 import json
+import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 import numpy.typing as npt
+from loguru import logger
 
 from engine.data import BarSeries
 from engine.kernel.core import FundingPayment, Liquidation
@@ -31,8 +33,9 @@ from engine.spans import Span
 
 if TYPE_CHECKING:
     import pandas as pd
+    from matplotlib.figure import Figure
 
-__all__ = ["EquityCurve", "RunResult", "equity_curve"]
+__all__ = ["EquityCurve", "RunResult", "Stats", "equity_curve"]
 
 
 @attrs.frozen
@@ -102,6 +105,77 @@ def equity_curve(
     return EquityCurve(times, equity, invested)
 
 
+class Stats(Mapping[str, Any]):
+    """The report statistics of a run, as the analyzers computed them: a read-only
+    mapping of name to value.
+
+    ``stats["sharpe"]`` and ``stats.sharpe`` read one figure; ``stats.source("sharpe")``
+    names the analyzer that computed it; :meth:`to_series` gives a pandas Series and
+    :meth:`to_dict` a JSON-ready dict. A figure that cannot be computed (a Sharpe
+    ratio from less than a day of data) is ``nan``, shown as n/a. In a notebook the
+    object renders as a table.
+
+    >>> s = Stats({"trades": 3, "sharpe": float("nan")}, {"trades": "performance"})
+    >>> s["trades"], s.trades, s.source("trades"), s.to_dict()
+    (3, 3, 'performance', {'trades': 3, 'sharpe': None})
+    """
+
+    __slots__ = ("_sources", "_values")
+
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> None:
+        self._values = dict(values)
+        self._sources = dict(sources or {})
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._values[name]
+        except KeyError:
+            known = ", ".join(self._values) or "none"
+            raise AttributeError(f"no statistic {name!r} (known: {known})") from None
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(self._values))
+
+    def source(self, name: str) -> str | None:
+        """The analyzer that computed ``name`` (``None`` when it was set directly)."""
+        if name not in self._values:
+            raise KeyError(name)
+        return self._sources.get(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy: ``nan`` becomes ``None``."""
+        return {
+            k: None if isinstance(v, float) and math.isnan(v) else v
+            for k, v in self._values.items()
+        }
+
+    def to_series(self) -> pd.Series:
+        """The statistics as a pandas Series indexed by name (``dtype=object``)."""
+        import pandas as pd
+
+        return pd.Series(self._values, dtype=object, name="stats")
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={_fmt(v)}" for k, v in self._values.items())
+        return f"Stats({inner})"
+
+    def _repr_html_(self) -> str:
+        from engine import report
+
+        return report.table([(k.replace("_", " "), _fmt(v)) for k, v in self._values.items()])
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if np.isnan(value):
@@ -116,8 +190,10 @@ def _fmt(value: Any) -> str:
 class RunResult:
     """The outcome of a backtest or a paper run.
 
-    In a notebook it renders as an HTML table; ``.trades``, ``.fills`` and
-    ``.equity`` are DataFrames; ``.stats`` is a dict of report statistics.
+    In a notebook it renders as an HTML report (summary and the first trades);
+    ``.trades``, ``.fills`` and ``.equity`` are DataFrames; ``.stats`` holds the
+    analyzers' statistics (:class:`Stats`); ``.plot()`` draws equity and drawdown;
+    ``.to_html()`` / ``.write_html(path)`` give a self-contained HTML page with charts.
     """
 
     mode: str
@@ -141,10 +217,36 @@ class RunResult:
     state_changes: list[StateChange] = attrs.field(factory=list)
     funding_payments: list[FundingPayment] = attrs.field(factory=list)
     liquidations: list[Liquidation] = attrs.field(factory=list)
-    stats: dict[str, Any] = attrs.field(factory=dict)
+    _stats: dict[str, Any] = attrs.field(factory=dict, alias="stats")
     order_counts: Counter[OrderState] = attrs.field(factory=Counter)
     #: every finished order's spans when order tracing is on (engine.spans)
     spans: list[Span] = attrs.field(factory=list)
+    #: statistic name -> the analyzer that computed it
+    _stat_sources: dict[str, str] = attrs.field(factory=dict, alias="stat_sources")
+
+    # -- statistics -----------------------------------------------------------------------
+
+    @property
+    def stats(self) -> Stats:
+        """The report statistics (``total_return``, ``sharpe``, ``max_drawdown``,
+        ``trades``...), read-only; see :class:`Stats`."""
+        return Stats(self._stats, self._stat_sources)
+
+    def add_stats(self, values: Mapping[str, Any], *, analyzer: str) -> None:
+        """Record statistics computed by ``analyzer`` (the engine calls this for each
+        :class:`~engine.records.Analyzer` after a run). A name another analyzer set
+        already is replaced, with a warning naming both."""
+        for name, value in values.items():
+            before = self._stat_sources.get(name)
+            if before is not None and before != analyzer:
+                logger.warning(
+                    "statistic {!r} of analyzer {} replaces the one of analyzer {}",
+                    name,
+                    analyzer,
+                    before,
+                )
+            self._stats[name] = value
+            self._stat_sources[name] = analyzer
 
     # -- exact figures --------------------------------------------------------------------
 
@@ -255,10 +357,7 @@ class RunResult:
             ],
             "alerts": len(self.alerts),
             "alert_failures": self.alert_failures,
-            "stats": {
-                k: (None if isinstance(v, float) and np.isnan(v) else v)
-                for k, v in self.stats.items()
-            },
+            "stats": self.stats.to_dict(),
         }
 
     def write(self, directory: str | Path) -> dict[str, Path]:
@@ -306,30 +405,47 @@ class RunResult:
                 rows.append((f"  {c.previous.value} -> {c.state.value}", c.reason))
         return rows
 
-    def _repr_html_(self) -> str:
-        body = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in self.report_rows()
-        )
-        title = html.escape(f"{self.name} ({self.mode})")
-        return f"<table><caption>{title}</caption>{body}</table>"
-
     def __repr__(self) -> str:
         return (
             f"RunResult(name={self.name!r}, mode={self.mode!r}, bars={self.bars}, "
             f"trades={len(self.trade_records)}, final_equity={self.final_equity})"
         )
 
-    def plot(self, ax: Any = None) -> Any:
-        """Plot equity and drawdown with matplotlib (installed separately)."""
-        import matplotlib.pyplot as plt
+    def _repr_html_(self) -> str:
+        from engine import report
 
-        if ax is None:
-            _, (ax, ax2) = plt.subplots(2, 1, sharex=True, figsize=(10, 6), height_ratios=(3, 1))
-        else:
-            ax2 = None
-        frame = self.equity
-        frame["equity"].plot(ax=ax, title=f"{self.name}: equity")
-        if ax2 is not None:
-            frame["drawdown"].plot(ax=ax2, title="drawdown", color="tab:red")
-        return ax
+        return report.fragment(self)
+
+    def to_html(self, *, trades: int = 20, charts: bool = True) -> str:
+        """A self-contained HTML page: summary, equity and drawdown charts (inline
+        SVG; needs matplotlib unless ``charts=False``) and the first ``trades``
+        trades. It loads nothing from elsewhere: open it anywhere, mail it."""
+        from engine import report
+
+        return report.document(self, trades=trades, charts=charts)
+
+    def write_html(self, path: str | Path, *, trades: int = 20, charts: bool = True) -> Path:
+        """Write :meth:`to_html` to ``path`` (parent folders are created)."""
+        out = Path(path)
+        text = self.to_html(trades=trades, charts=charts)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+        return out
+
+    def plot(
+        self, *, figsize: tuple[float, float] = (10, 6), max_points: int | None = 4000
+    ) -> Figure:
+        """Equity (top) and drawdown (bottom) against UTC time, with matplotlib
+        (``pip install 'engine[plot]'``); returns the pyplot Figure
+        (``fig.savefig("equity.png")``).
+
+        Long curves are thinned to the lowest and highest point of each of
+        ``max_points // 2`` time buckets, which looks the same at any screen
+        resolution; ``max_points=None`` plots every bar.
+        """
+        from engine import report
+
+        plt = report.pyplot()
+        fig: Figure = plt.figure(figsize=figsize, layout="constrained")
+        report.draw(fig, self, max_points=max_points)
+        return fig
