@@ -42,6 +42,7 @@ if typing.TYPE_CHECKING:
 
 __all__ = [
     "COMPONENT_SECTIONS",
+    "BacktestSection",
     "ComponentSpec",
     "EngineConfig",
     "EngineSection",
@@ -434,8 +435,22 @@ class PaperSection:
 
 
 @frozen
+class BacktestSection:
+    """``[backtest]``: how backtests run."""
+
+    #: visit only the bars where something can happen: bars a strategy's ``prepare``
+    #: marks as active, bars with orders resting at the simulated venue, and bars where
+    #: timed work is due (metrics, runtime guards, funding). Trades, fills, denials and
+    #: the report are exactly those of the bar-by-bar run. Runs over several
+    #: instruments, and instruments with a strategy that does not mark its active
+    #: bars, are run bar by bar.
+    vectorised: bool = False
+
+
+@frozen
 class _CoreConfig:
     engine: EngineSection = EngineSection()
+    backtest: BacktestSection = BacktestSection()
     instruments: tuple[InstrumentConfig, ...] = ()
     paper: PaperSection = PaperSection()
     trading: TradingSection = TradingSection()
@@ -589,10 +604,12 @@ _CORE_SECTIONS = {
     "engine",
     "instruments",
     "paper",
+    "backtest",
     "trading",
     "metrics",
     "logging",
     "resilience",
+    "sweep",
 } | {k.section for k in COMPONENT_SECTIONS}
 
 
@@ -621,6 +638,8 @@ class EngineConfig:
     source: str = "<dict>"
     #: ``[resilience]``: the policy for calls to venues and services, per plugin
     resilience: ResilienceSection = field(factory=lambda: ResilienceSection())
+    #: ``[backtest]``: how backtests run
+    backtest: BacktestSection = field(factory=lambda: BacktestSection())
 
     def component(self, section: str) -> ComponentSpec:
         """The single component of a one-of section (``feed``, ``broker``)."""
@@ -632,6 +651,7 @@ class EngineConfig:
             "engine": converter.unstructure(self.engine),
             "instruments": converter.unstructure(self.instruments),
             "paper": converter.unstructure(self.paper),
+            "backtest": converter.unstructure(self.backtest),
             "trading": converter.unstructure(self.trading),
             "metrics": converter.unstructure(self.metrics),
             "logging": converter.unstructure(self.logging),
@@ -774,7 +794,7 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
 
     core_raw = {
         k: data[k]
-        for k in ("engine", "instruments", "paper", "trading", "metrics", "logging")
+        for k in ("engine", "instruments", "paper", "backtest", "trading", "metrics", "logging")
         if k in data
     }
     core, more = structure(core_raw, _CoreConfig, "config")
@@ -785,6 +805,11 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
             resilience = parse_resilience(data["resilience"])
         except ConfigError as exc:
             problems += exc.problems
+
+    if "sweep" in data:  # [sweep] and its executors' tables (engine.research.settings)
+        from engine.research.settings import parse_sweep
+
+        problems += parse_sweep(data["sweep"], plugins)[1]
 
     components: dict[str, tuple[ComponentSpec, ...]] = {}
     for kind in COMPONENT_SECTIONS:
@@ -875,4 +900,5 @@ def resolve(raw: RawConfig, plugins: PluginManager) -> EngineConfig:
         base_dir=raw.base_dir,
         source=raw.source,
         resilience=resilience,
+        backtest=core.backtest,
     )

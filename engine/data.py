@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-__all__ = ["OPTIONAL_COLUMNS", "PRICE_COLUMNS", "BarSeries", "bars_from_table"]
+__all__ = ["OPTIONAL_COLUMNS", "PRICE_COLUMNS", "BarSeries", "active_rows", "bars_from_table"]
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 #: Columns a feed may add; kept as float64 in their own units (prices, not ticks) and
@@ -405,3 +405,24 @@ def _timestamps(
                     Problem(_where(source, i, first_row, name), f"not a timestamp: {cell!r}")
                 )
     return out
+
+
+def active_rows(marked: Any, n: int, where: str) -> IntArray:
+    """The sorted bar indices a strategy's ``prepare`` returned as active (a boolean
+    mask of ``n`` bars, or indices in ``0 <= i < n``); raises :class:`DataError`
+    naming ``where`` (the strategy) for anything else."""
+    arr = np.asarray(marked)
+    if arr.dtype == np.bool_:
+        if arr.shape != (n,):
+            raise DataError(
+                [Problem(where, f"prepare() returned a mask of shape {arr.shape}, expected ({n},)")]
+            )
+        return np.flatnonzero(arr).astype(np.int64)
+    if arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+        raise DataError(
+            [Problem(where, "prepare() must return None, a boolean mask or bar indices")]
+        )
+    rows = np.unique(arr.astype(np.int64))
+    if rows.size and (rows[0] < 0 or rows[-1] >= n):
+        raise DataError([Problem(where, f"prepare() returned bar indices outside 0..{n - 1}")])
+    return rows

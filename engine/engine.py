@@ -23,7 +23,7 @@ from engine.config import (
     parse_interval,
     resolve,
 )
-from engine.data import BarSeries
+from engine.data import BarSeries, active_rows
 from engine.drift import RISK_SECTIONS, Reload, diff
 from engine.errors import ConfigError, EngineError, JournalError, PluginError, Problem
 from engine.execution import GuardedVenue, is_async_broker
@@ -159,21 +159,7 @@ class Engine:
         if self.plugins.settings.strict and self.plugins.failed():
             failed = ", ".join(self.plugins.failed())
             raise PluginError(f"strict mode: plugin(s) failed to load: {failed}")
-        instruments = [
-            Instrument(
-                i.symbol,
-                i.tick_size,
-                i.lot_size,
-                i.kind,
-                cfg.engine.currency,
-                i.multiplier,
-                initial_margin=i.initial_margin,
-                maintenance_margin=i.maintenance_margin,
-                funding_interval_ns=parse_interval(i.funding_interval),
-                funding_rate=i.funding_rate,
-            )
-            for i in cfg.instruments
-        ]
+        instruments = self._instruments()
         portfolio = Portfolio(cfg.engine.initial_cash, {i.symbol: i for i in instruments})
         ids = self._strategy_ids()
         checks = await self._compile_pipeline(cfg, ids)
@@ -181,7 +167,7 @@ class Engine:
         stores = [(s.type, await self._make(s)) for s in cfg.components.get("metrics_stores", ())]
         exporters = [(s.type, await self._make(s)) for s in cfg.components.get("exporters", ())]
         metrics = Metrics()
-        publisher = Publisher(metrics, stores, exporters)
+        publisher = Publisher(metrics, stores, exporters, buffered=mode == "backtest")
         sinks = []
         for spec in cfg.components.get("alert_sinks", ()):
             deliver = await self._make(spec)
@@ -268,6 +254,24 @@ class Engine:
             publisher=publisher,
             journal=journal,
         )
+
+    def _instruments(self) -> list[Instrument]:
+        cfg = self.config
+        return [
+            Instrument(
+                i.symbol,
+                i.tick_size,
+                i.lot_size,
+                i.kind,
+                cfg.engine.currency,
+                i.multiplier,
+                initial_margin=i.initial_margin,
+                maintenance_margin=i.maintenance_margin,
+                funding_interval_ns=parse_interval(i.funding_interval),
+                funding_rate=i.funding_rate,
+            )
+            for i in cfg.instruments
+        ]
 
     async def _compile_pipeline(self, cfg: EngineConfig, ids: list[str]) -> list[CompiledCheck]:
         """The order pipeline's checks, stage by stage, in their deterministic order."""
@@ -500,11 +504,11 @@ class Engine:
                 "engine_shutdown", fail_fast=False, reverse=True, engine=self
             )
 
-    async def _load(self, run: _Run, inst: Instrument, ctx: FeedContext) -> BarSeries:
+    async def _load(self, feed: Any, inst: Instrument, ctx: FeedContext) -> BarSeries:
         """One instrument's history from the feed; errors name the feed and symbol."""
         spec = self.config.component("feed")
         try:
-            series = await maybe_await(run.feed.load(inst, ctx))
+            series = await maybe_await(feed.load(inst, ctx))
         except EngineError:
             raise
         except Exception as exc:
@@ -551,7 +555,9 @@ class Engine:
         final_ts = max((int(s.ts[-1]) for s in series.values() if len(s)), default=0)
         publisher = run.publisher
         result.metrics = (
-            publisher.publish(final_ts) if publisher else publisher.metrics.collect(final_ts)
+            publisher.publish(final_ts, final=True)
+            if publisher
+            else publisher.metrics.collect(final_ts)
         )
         for analyzer in self.plugins.collect("engine_analyzers"):
             try:
@@ -590,7 +596,7 @@ class Engine:
             if load_data:
                 ctx = self._feed_context("backtest")
                 for inst in run.instruments:
-                    s = await self._load(run, inst, ctx)
+                    s = await self._load(run.feed, inst, ctx)
                     last = state.bars.get(inst.symbol)
                     series[inst.symbol] = s if last is None else s.slice(0, last + 1)
                 for symbol, s in series.items():  # marks: the last bar's close
@@ -662,30 +668,39 @@ class Engine:
 
     # -- runs ---------------------------------------------------------------------------
 
-    async def backtest(self, progress: Progress | None = None) -> RunResult:
+    async def backtest(
+        self,
+        progress: Progress | None = None,
+        *,
+        data: Mapping[str, BarSeries] | None = None,
+    ) -> RunResult:
         """Run a backtest over the feed's history and return its result.
 
         Safe to ``await`` inside a running loop (Jupyter). ``progress(done, total)``
-        is called after each chunk of bars.
+        is called after each chunk of bars. ``data`` (symbol -> bars, as
+        :meth:`load_data` returns) replaces the feed's history: sweeps load it once
+        per worker and run many backtests over it.
         """
         run: _Run | None = None
         try:
             run = await self._build("backtest")
             ctx = self._feed_context("backtest")
-            series = {i.symbol: await self._load(run, i, ctx) for i in run.instruments}
-            for sid, strategy in run.strategies:  # indicators over whole series, up front
-                prepare = getattr(strategy, "prepare", None)
-                if prepare is not None:
-                    await maybe_await(prepare(series[run.instrument_of[sid]]))
+            if data is None:
+                series = {i.symbol: await self._load(run.feed, i, ctx) for i in run.instruments}
+            else:
+                series = self._given_data(run, data)
+            active = await self._prepare(run, series)
             total = sum(len(s) for s in series.values())
             store = self._open_journal(run, durable=False)
             await self._start(run)
             started = time.perf_counter()
             done = 0
             with quiet_gc():
-                for done in backtest_chunks(run.kernel, series):
+                for done in backtest_chunks(run.kernel, series, active=active):
                     if store is not None:
                         store.commit()
+                    if run.publisher:
+                        run.publisher.flush()
                     if progress is not None:
                         progress(done, total)
                     await asyncio.sleep(0)
@@ -694,9 +709,51 @@ class Engine:
         finally:
             await self._stop(run)
 
-    def backtest_sync(self, progress: Progress | None = None) -> RunResult:
+    async def _prepare(
+        self, run: _Run, series: Mapping[str, BarSeries]
+    ) -> dict[str, list[int]] | None:
+        """Call every strategy's ``prepare(series)`` (indicators over whole series, up
+        front). With ``[backtest] vectorised``: the active bars of each instrument all
+        of whose strategies returned theirs (a boolean mask or sorted indices)."""
+        marked: dict[str, list[tuple[str, Any]]] = {}
+        for sid, strategy in run.strategies:
+            symbol = run.instrument_of[sid]
+            prepare = getattr(strategy, "prepare", None)
+            got = None if prepare is None else await maybe_await(prepare(series[symbol]))
+            marked.setdefault(symbol, []).append((sid, got))
+        if not self.config.backtest.vectorised:
+            return None
+        active: dict[str, list[int]] = {}
+        for symbol, masks in marked.items():
+            if any(m is None for _, m in masks):
+                continue
+            n = len(series[symbol])
+            rows: set[int] = set()
+            for sid, mask in masks:
+                rows.update(active_rows(mask, n, f"strategies.{sid}").tolist())
+            active[symbol] = sorted(rows)
+        return active
+
+    def backtest_sync(
+        self, progress: Progress | None = None, *, data: Mapping[str, BarSeries] | None = None
+    ) -> RunResult:
         """:meth:`backtest` for scripts (works even under a running event loop)."""
-        return run_sync(lambda: self.backtest(progress))
+        return run_sync(lambda: self.backtest(progress, data=data))
+
+    async def load_data(self) -> dict[str, BarSeries]:
+        """The feed's history of every instrument (symbol -> bars), without running
+        anything: what :meth:`backtest` would load."""
+        feed = await self._make(self.config.component("feed"))
+        ctx = self._feed_context("backtest")
+        return {i.symbol: await self._load(feed, i, ctx) for i in self._instruments()}
+
+    def _given_data(self, run: _Run, data: Mapping[str, BarSeries]) -> dict[str, BarSeries]:
+        missing = [i.symbol for i in run.instruments if i.symbol not in data]
+        if missing:
+            raise ConfigError(
+                [Problem("data", f"no bars given for instrument(s) {', '.join(missing)}")]
+            )
+        return {i.symbol: data[i.symbol] for i in run.instruments}
 
     async def run(
         self,
@@ -723,7 +780,7 @@ class Engine:
                 if hasattr(run.feed, "stream"):
                     streams[inst.symbol] = run.feed.stream(inst, ctx)
                 else:
-                    streams[inst.symbol] = [await self._load(run, inst, ctx)]
+                    streams[inst.symbol] = [await self._load(run.feed, inst, ctx)]
             self._open_journal(run, durable=True)
             await self._start(run)
             if run.resumed is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from enum import Enum
+from typing import Any
 
 from attrs import frozen
 
@@ -22,6 +23,7 @@ __all__ = [
     "CounterHandle",
     "GaugeHandle",
     "HistogramHandle",
+    "MetricBatch",
     "MetricKind",
     "MetricRecord",
     "Metrics",
@@ -195,16 +197,98 @@ class Metrics:
         return out
 
 
+SeriesKey = tuple[str, MetricKind, Labels]
+
+
+@frozen
+class MetricBatch:
+    """Several collections in columns, as a backtest hands them to stores and
+    exporters that accept batches (``write_batch`` / ``export_batch``).
+
+    ``keys[k]`` names column ``k`` (name, kind, labels); ``ts[i]`` is the time of
+    collection ``i`` and ``rows[i][k]`` its value of column ``k``, ``None`` where the
+    series did not exist yet. Histograms are never batched.
+    """
+
+    keys: tuple[SeriesKey, ...]
+    ts: tuple[int, ...]
+    rows: tuple[tuple[float | None, ...], ...]
+
+    def collections(self) -> list[list[MetricRecord]]:
+        """The batch as one list of records per collection."""
+        keys = self.keys
+        return [
+            [
+                MetricRecord(name, kind, labels, value, t)
+                for (name, kind, labels), value in zip(keys, row, strict=False)
+                if value is not None
+            ]
+            for t, row in zip(self.ts, self.rows, strict=True)
+        ]
+
+
+class _Buffer:
+    """Collections kept in columns until the next flush (see :class:`MetricBatch`)."""
+
+    def __init__(self) -> None:
+        self.columns: dict[tuple[str, Labels], int] = {}
+        self.keys: list[SeriesKey] = []
+        self.ts: list[int] = []
+        self.rows: list[list[float | None]] = []
+
+    def add(self, metrics: Metrics, ts: int) -> bool:
+        """Append one collection; False when it holds a histogram (not batched)."""
+        columns = self.columns
+        row: list[float | None] = [None] * len(self.keys)
+        for collector in metrics._collectors:
+            for name, kind, labels, value in collector():
+                k = columns.get((name, labels))
+                if k is None:
+                    k = columns[(name, labels)] = len(self.keys)
+                    self.keys.append((name, kind, labels))
+                    row.append(None)
+                row[k] = float(value)
+        for key, (kind, handle) in metrics._handles.items():
+            if kind is MetricKind.HISTOGRAM:
+                return False
+            k = columns.get(key)
+            if k is None:
+                k = columns[key] = len(self.keys)
+                self.keys.append((key[0], kind, key[1]))
+                row.append(None)
+            row[k] = handle.value  # type: ignore[union-attr]
+        self.ts.append(ts)
+        self.rows.append(row)
+        return True
+
+    def take(self) -> MetricBatch:
+        """The collections so far, as a batch; the buffer starts empty."""
+        width = len(self.keys)
+        rows = tuple(tuple(r) + (None,) * (width - len(r)) for r in self.rows)
+        batch = MetricBatch(tuple(self.keys), tuple(self.ts), rows)
+        self.ts, self.rows = [], []
+        return batch
+
+
 class Publisher:
     """Sends each collection to the metrics stores and exporters. Each fails open:
     an error is counted (``engine_plugin_errors_total``) and logged, once per
-    collection, never per event; trading goes on."""
+    delivery (a collection, or a batch of them), never per event; trading goes on.
+
+    ``buffered`` (backtests): collections are kept in columns and delivered at each
+    :meth:`flush` (the engine flushes after every chunk of bars and at the end), as a
+    :class:`MetricBatch` to sinks with ``write_batch``/``export_batch`` and as one
+    ``write``/``export`` call per collection to the others. The values are the same
+    as unbuffered; a collection costs a few microseconds instead of building records.
+    """
 
     def __init__(
         self,
         metrics: Metrics,
         stores: Iterable[tuple[str, object]],
         exporters: Iterable[tuple[str, object]],
+        *,
+        buffered: bool = False,
     ) -> None:
         self.metrics = metrics
         self.sinks = [(name, "store", obj) for name, obj in stores]
@@ -214,29 +298,69 @@ class Publisher:
         self.metrics.help["engine_plugin_errors_total"] = (
             "errors raised by metrics stores and exporters"
         )
+        self._buffer: _Buffer | None = _Buffer() if buffered else None
 
     def __bool__(self) -> bool:
         return bool(self.sinks)
 
-    def publish(self, ts: int) -> list[MetricRecord]:
-        """Collect at ``ts`` and hand the records to every store and exporter."""
-        from loguru import logger
-
+    def publish(self, ts: int, *, final: bool = False) -> list[MetricRecord]:
+        """Collect at ``ts`` and hand the records to every store and exporter
+        (buffered: keep the collection for the next :meth:`flush` and return ``[]``;
+        ``final``: flush first, then deliver and return this collection's records)."""
+        buffer = self._buffer
+        if final:
+            self.flush()
+        elif buffer is not None:
+            if buffer.add(self.metrics, ts):
+                return []
+            self.flush()  # histograms: this collection and the next go record by record
+            self._buffer = None
         records = self.metrics.collect(ts)
-        for name, kind, sink in self.sinks:
-            try:
-                (sink.write if kind == "store" else sink.export)(records)  # type: ignore[attr-defined]
-                self.failures.pop(name, None)
-            except Exception as exc:
-                self.failures[name] = f"{type(exc).__name__}: {exc}"
-                self.metrics.counter("engine_plugin_errors_total", plugin=name, kind=kind).inc()
-                logger.warning("metrics {} {} failed: {}: {}", kind, name, type(exc).__name__, exc)
+        self._deliver(records, None)
         return records
 
+    def flush(self) -> None:
+        """Deliver the buffered collections (nothing when unbuffered or empty)."""
+        if self._buffer is None or not self._buffer.ts:
+            return
+        batch = self._buffer.take()
+        self._deliver(None, batch)
+
+    def _deliver(self, records: list[MetricRecord] | None, batch: MetricBatch | None) -> None:
+        collections: list[list[MetricRecord]] | None = None
+        for name, kind, sink in self.sinks:
+            if batch is None:
+                each = sink.write if kind == "store" else sink.export  # type: ignore[attr-defined]
+                self._call(name, kind, each, records)
+                continue
+            whole = getattr(sink, "write_batch" if kind == "store" else "export_batch", None)
+            if whole is not None:
+                self._call(name, kind, whole, batch)
+                continue
+            each = sink.write if kind == "store" else sink.export  # type: ignore[attr-defined]
+            if collections is None:
+                collections = batch.collections()
+            for one in collections:
+                self._call(name, kind, each, one)
+
+    def _call(self, name: str, kind: str, deliver: Callable[[Any], None], what: Any) -> None:
+        """One delivery to one sink, failing open."""
+        try:
+            deliver(what)
+            self.failures.pop(name, None)
+        except Exception as exc:
+            from loguru import logger
+
+            self.failures[name] = f"{type(exc).__name__}: {exc}"
+            self.metrics.counter("engine_plugin_errors_total", plugin=name, kind=kind).inc()
+            logger.warning("metrics {} {} failed: {}: {}", kind, name, type(exc).__name__, exc)
+
     def close(self) -> None:
-        """Close every store and exporter that has ``close()``."""
+        """Deliver what is buffered, then close every store and exporter that has
+        ``close()``."""
         from loguru import logger
 
+        self.flush()
         for name, kind, sink in self.sinks:
             close = getattr(sink, "close", None)
             if close is not None:

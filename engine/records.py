@@ -96,6 +96,12 @@ class Strategy(Component):
     instrument's whole :class:`~engine.BarSeries`, to compute indicators up front;
     paper and live runs never call it), ``on_fill(fill)``, ``on_order(order)``,
     ``on_stop()``. See :class:`engine.StrategyContext` for what ``ctx`` offers.
+
+    ``prepare`` may return the bars where ``on_bar`` can act (a boolean mask over the
+    series, or sorted bar indices); with ``[backtest] vectorised = true`` the event
+    loop then visits only those bars, the bars after which orders rest at the venue
+    and the bars where timed work is due, with results identical to the bar-by-bar
+    run. Return ``None`` (or nothing) when every bar matters.
     """
 
 

@@ -148,3 +148,79 @@ def test_every_metric_a_run_emits_is_documented(
     names = {r.name for r in result.metrics}
     assert {"engine_order_span_seconds", "engine_process_rss_bytes"} <= names
     assert names <= set(CATALOGUE) | set(EMITTED), names - set(CATALOGUE) - set(EMITTED)
+
+
+class _Sink:
+    """A store without batch support: records every collection it is given."""
+
+    def __init__(self) -> None:
+        self.collections: list[list[Any]] = []
+
+    def write(self, records: Any) -> None:
+        self.collections.append(list(records))
+
+
+def _drive(publisher: Any, metrics: Metrics, steps: int) -> None:
+    g = metrics.gauge("price")
+    c = metrics.counter("ticks_total")
+    for k in range(steps):
+        g.set(100 + k % 7)
+        c.inc()
+        if k == 5:  # a series that appears mid-run
+            metrics.counter("late_total", why="x").inc()
+        publisher.publish(60_000_000_000 * k + 1)
+        if k % 4 == 3:
+            publisher.flush()
+    publisher.flush()
+
+
+@pytest.mark.parametrize("bucket", ["1m", "3m"])
+def test_buffered_collections_reach_stores_exactly_as_unbuffered(bucket: str) -> None:
+    from engine.builtins.metrics_sinks import MemoryConfig, MemoryStore
+    from engine.metrics import Publisher
+
+    got = []
+    for buffered in (False, True):
+        memory, plain = MemoryStore(MemoryConfig(bucket=bucket)), _Sink()
+        metrics = Metrics()
+        publisher = Publisher(
+            metrics, [("memory", memory), ("plain", plain)], [], buffered=buffered
+        )
+        _drive(publisher, metrics, 13)
+        got.append((memory.data, [sorted(map(repr, c)) for c in plain.collections]))
+    assert got[0] == got[1]
+    assert len(got[1][1]) == 13  # one write per collection for a store without batches
+    assert got[1][0][("late_total", (("why", "x"),))]  # the late series is there
+
+
+def test_buffered_sqlite_store_equals_unbuffered(tmp_path: Path) -> None:
+    from engine.builtins.metrics_sinks import SqliteConfig, SqliteStore, query
+    from engine.metrics import Publisher
+
+    rows = []
+    for buffered in (False, True):
+        path = str(tmp_path / f"m{buffered}.sqlite")
+        metrics = Metrics()
+        store = SqliteStore(SqliteConfig(path=path, bucket="2m"))
+        publisher = Publisher(metrics, [("sqlite", store)], [], buffered=buffered)
+        _drive(publisher, metrics, 9)
+        publisher.close()
+        rows.append([query(path, n) for n in ("price", "ticks_total", "late_total")])
+    assert rows[0] == rows[1] and rows[0][0]
+
+
+def test_a_histogram_turns_buffering_off_without_losing_a_collection() -> None:
+    from engine.metrics import Publisher
+
+    sink = _Sink()
+    metrics = Metrics()
+    publisher = Publisher(metrics, [("plain", sink)], [], buffered=True)
+    metrics.gauge("g").set(1)
+    publisher.publish(1)
+    publisher.publish(2)
+    metrics.histogram("h").observe(0.1)
+    publisher.publish(3)
+    publisher.publish(4)
+    publisher.flush()
+    assert [c[0].ts for c in sink.collections] == [1, 2, 3, 4]
+    assert any(r.name == "h" for r in sink.collections[-1])

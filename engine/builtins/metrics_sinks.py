@@ -28,6 +28,7 @@ from engine import (
     parse_interval,
     positive,
 )
+from engine.metrics import MetricBatch
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -57,6 +58,27 @@ class MemoryStore:
                 points[-1] = (start, r.value)
             else:
                 points.append((start, r.value))
+
+    def write_batch(self, batch: MetricBatch) -> None:
+        """Store several collections at once (a backtest's): the same points as
+        writing them one by one, built column by column."""
+        if not batch.ts:
+            return
+        starts = [t - t % self.bucket_ns for t in batch.ts]
+        # the last collection of each bucket is the one kept
+        last = [i for i in range(len(starts) - 1) if starts[i] != starts[i + 1]]
+        last.append(len(starts) - 1)
+        kept_starts = [starts[i] for i in last]
+        kept_rows = [batch.rows[i] for i in last]
+        for k, (name, _kind, labels) in enumerate(batch.keys):
+            points = self.data.get((name, labels))
+            if points is None:
+                points = self.data[(name, labels)] = deque(maxlen=self.retention)
+            column = [(t, row[k]) for t, row in zip(kept_starts, kept_rows, strict=True)]
+            column = [(t, v) for t, v in column if v is not None]
+            if column and points and points[-1][0] == column[0][0]:
+                points.pop()
+            points.extend(column)  # type: ignore[arg-type]
 
     def series(self, name: str, **labels: object) -> list[tuple[int, float]]:
         """The points of one series (labels must match exactly)."""
@@ -112,6 +134,22 @@ class SqliteStore:
                 rows,
             )
 
+    def write_batch(self, batch: MetricBatch) -> None:
+        """Store several collections (one transaction)."""
+        labels = [json.dumps(dict(key[2]), sort_keys=True) for key in batch.keys]
+        rows = [
+            (name, labels[k], kind.value, t - t % self.bucket_ns, t, value)
+            for t, row in zip(batch.ts, batch.rows, strict=True)
+            for k, ((name, kind, _), value) in enumerate(zip(batch.keys, row, strict=True))
+            if value is not None
+        ]
+        with self.db:
+            self.db.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name, labels, bucket)"
+                " DO UPDATE SET ts = excluded.ts, value = excluded.value",
+                rows,
+            )
+
     def close(self) -> None:
         """Close the file."""
         self.db.close()
@@ -156,6 +194,20 @@ class LogExporter:
             return json.dumps({"ts": ts, "metrics": values}, sort_keys=True)
 
         logger.opt(lazy=True).info("metrics {}", line)
+
+    def export_batch(self, batch: MetricBatch) -> None:
+        """One line per collection of the batch (built only if INFO is logged)."""
+        names = [
+            f"{name}{{{','.join(f'{k}={v}' for k, v in labels)}}}" if labels else name
+            for name, _kind, labels in batch.keys
+        ]
+        for ts, row in zip(batch.ts, batch.rows, strict=True):
+
+            def line(ts: int = ts, row: tuple[float | None, ...] = row) -> str:
+                values = {n: v for n, v in zip(names, row, strict=True) if v is not None}
+                return json.dumps({"ts": ts, "metrics": values}, sort_keys=True)
+
+            logger.opt(lazy=True).info("metrics {}", line)
 
 
 @hookimpl

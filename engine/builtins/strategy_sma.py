@@ -69,15 +69,17 @@ class SmaCrossover:
         """Keep the context for placing orders."""
         self._ctx = ctx
 
-    def prepare(self, series: BarSeries) -> None:
+    def prepare(self, series: BarSeries) -> Any:
         """Backtests: find every crossing up front, on the whole close column with exact
         int64 arithmetic (the same sums and comparison as :meth:`on_bar`); the event
-        loop then only decides. Paper and live runs never call it: they compute the
-        sums bar by bar. Falls back to that too if the sums could overflow int64."""
+        loop then only decides. Returns the bars with a crossing (the only bars where
+        :meth:`on_bar` can act, for the vectorised mode). Paper and live runs never
+        call it: they compute the sums bar by bar. Falls back to that too (returning
+        ``None``) if the sums could overflow int64."""
         closes = series.close
         n = len(closes)
         if n and int(closes.max()) * n * self.slow >= 2**62:
-            return
+            return None
         signals = np.zeros(n, dtype=np.int8)
         if n > self.slow:
             cs = np.concatenate(([0], np.cumsum(closes, dtype=np.int64)))
@@ -89,6 +91,7 @@ class SmaCrossover:
             signals[self.slow :][(prev <= 0) & (cur > 0)] = 1
             signals[self.slow :][(prev >= 0) & (cur < 0)] = -1
         self._signals = signals.tolist()
+        return np.flatnonzero(signals)
 
     def on_bar(self, bar: BarView) -> None:
         """Trade on a crossing: looked up when prepared, else from rolling sums."""

@@ -117,8 +117,18 @@ EMITTED: dict[str, tuple[MetricKind, tuple[str, ...], str, str]] = {
 }
 
 
+_LABELS: dict[tuple[tuple[str, object], ...], Labels] = {}
+
+
 def _l(**labels: object) -> Labels:
-    return tuple(sorted((k, str(v)) for k, v in labels.items()))
+    """Labels as a sorted tuple of string pairs; each distinct set built once."""
+    key = tuple(labels.items())
+    found = _LABELS.get(key)
+    if found is None:
+        if len(_LABELS) > 10_000:  # label values are bounded in practice; stay bounded
+            _LABELS.clear()
+        found = _LABELS[key] = tuple(sorted((k, str(v)) for k, v in labels.items()))
+    return found
 
 
 def install(metrics: Metrics, kernel: Kernel) -> None:

@@ -12,6 +12,7 @@ calls :meth:`Kernel.on_time`.
 from __future__ import annotations
 
 import inspect
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence, Sized
 from decimal import Decimal
@@ -312,9 +313,9 @@ class Kernel(KernelQueries):
     def runner(
         self,
         symbol: str,
-        columns: tuple[list[int], list[int], list[int], list[int], list[int], list[float]]
-        | None = None,
+        columns: Sequence[Any] | None = None,
         offset: int = 0,
+        active: Sequence[int] | None = None,
     ) -> Callable[[int, int], None]:
         """The bar runner of one stream: ``run(start, stop)`` processes rows
         ``start:stop`` of ``columns`` (ts, open, high, low, close, volume), row
@@ -324,6 +325,12 @@ class Kernel(KernelQueries):
         This is the hot path, shared by every loop: for each bar it fills the
         reused view, lets the broker match resting orders against the bar, then
         calls each strategy's ``on_bar``.
+
+        With ``active`` (sorted bar indices where the strategies can act; the
+        columns may then be numpy arrays) bars are skipped while nothing rests at
+        the venue and the bar is not active; the last row of every ``run`` call is
+        always processed, so the view is exact where timed work is due and where a
+        chunk ends (``[backtest] vectorised``).
         """
         st = self.streams[symbol]
         view = st.view
@@ -342,6 +349,9 @@ class Kernel(KernelQueries):
         else:
             resting = resting_of(symbol)  # a live list: empty means nothing to match
         on_bar = _fan_out(tuple(s.on_bar for s in st.strategies))
+        if active is not None:
+            assert columns is not None, "the vectorised mode runs over given columns"
+            return self._skipping_runner(view, inst, columns, offset, active, resting, on_bar)
 
         def run(start: int, stop: int) -> None:
             if shared_clock:
@@ -367,6 +377,49 @@ class Kernel(KernelQueries):
                 if resting:
                     broker_on_bar(inst, view)
                 on_bar(view)
+
+        return run
+
+    def _skipping_runner(
+        self,
+        view: Any,
+        inst: Instrument,
+        columns: Sequence[Any],
+        offset: int,
+        active: Sequence[int],
+        resting: Sized,
+        on_bar: Callable[[Any], None],
+    ) -> Callable[[int, int], None]:
+        """The runner of the vectorised mode (see :meth:`runner`): processes the
+        rows of ``start:stop`` that are active, that follow a bar that left orders
+        resting, and the last row."""
+        ts, o, h, lo, c, v = (getattr(col, "item", col.__getitem__) for col in columns)
+        broker_on_bar = self._broker_on_bar or _ignore_bar
+        kernel = self
+        shared_clock = len(self.streams) > 1
+        n_active = len(active)
+
+        def run(start: int, stop: int) -> None:
+            if shared_clock:
+                kernel._clock = view
+            j = start
+            last = stop - 1
+            while j < stop:
+                if not resting:  # nothing to match: on to the next active row
+                    k = bisect_left(active, offset + j)
+                    nxt = active[k] - offset if k < n_active else last
+                    j = nxt if nxt < last else last
+                view.index = offset + j
+                view.ts = ts(j)
+                view.open = o(j)
+                view.high = h(j)
+                view.low = lo(j)
+                view.close = c(j)
+                view.volume = v(j)
+                if resting:
+                    broker_on_bar(inst, view)
+                on_bar(view)
+                j += 1
 
         return run
 

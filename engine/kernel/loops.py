@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,26 +64,43 @@ class _Events:
 
 
 def backtest_chunks(
-    kernel: Kernel, series: Mapping[str, BarSeries], chunk: int = CHUNK
+    kernel: Kernel,
+    series: Mapping[str, BarSeries],
+    chunk: int = CHUNK,
+    active: Mapping[str, Sequence[int]] | None = None,
 ) -> Iterator[int]:
     """Run every bar through the kernel in time order, yielding the number of bars
     done about every ``REPORT_EVERY`` bars (for progress bars and to let a
     notebook's event loop breathe), and once at the end.
 
     With several instruments, bars are merged by timestamp; ties keep the
-    instruments' configured order, so runs are deterministic.
+    instruments' configured order, so runs are deterministic. ``active`` (one
+    instrument only): the bars where its strategies can act, for the vectorised
+    mode (see :meth:`Kernel.runner`).
     """
     for symbol, s in series.items():
         kernel.streams[symbol].series = s
     symbols = list(series)
     reported = 0
+    if len(symbols) == 1 and active and symbols[0] in active:
+        symbol = symbols[0]
+        s = series[symbol]
+        n = len(s)
+        columns = (s.ts, s.open, s.high, s.low, s.close, s.volume)
+        run = kernel.runner(symbol, columns, 0, active[symbol])
+        for start in range(0, n, REPORT_EVERY):
+            stop = min(start + REPORT_EVERY, n)
+            _run_until_due(kernel, run, s.ts, start, stop, 0)
+            reported = stop
+            yield stop
+        return
     if len(symbols) == 1:
         symbol = symbols[0]
         s = series[symbol]
         n = len(s)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            run = kernel.runner(symbol, _columns(s, start, stop), start)  # type: ignore[arg-type]
+            run = kernel.runner(symbol, _columns(s, start, stop), start)
             _run_until_due(kernel, run, s.ts, start, stop, start)
             if stop - reported >= REPORT_EVERY or stop == n:
                 reported = stop
@@ -109,7 +126,7 @@ def backtest_chunks(
             mine = ci[cs == k]
             lo = int(mine[0]) if len(mine) else 0
             hi = int(mine[-1]) + 1 if len(mine) else 0
-            runners.append(kernel.runner(symbol, _columns(series[symbol], lo, hi), lo))  # type: ignore[arg-type]
+            runners.append(kernel.runner(symbol, _columns(series[symbol], lo, hi), lo))
             lows.append(lo)
         events = _Events(cs.tolist(), ci.tolist(), runners, lows)
         _run_until_due(kernel, events, merged_ts, start, stop, start)
