@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine.journal import JournalStore
-from engine.model import Order, OrderIntent, OrderState
+from engine.model import Order, OrderIntent, OrderState, OrderType, Side
 
 if TYPE_CHECKING:
     from engine.kernel.core import Kernel
@@ -24,16 +24,21 @@ if TYPE_CHECKING:
 __all__ = ["JournalRecorder", "intent_data"]
 
 
+#: enum values by member (a dict lookup is much cheaper than ``Enum.value``)
+_VALUE: dict[Any, str] = {m: m.value for e in (Side, OrderType, OrderState) for m in e}
+
+
 def intent_data(intent: OrderIntent) -> dict[str, Any]:
     """An intent's fields, JSON-ready (the inverse is :func:`engine.journal.replay.intent_of`)."""
+    limit, stop = intent.limit_price, intent.stop_price
     return {
         "strategy": intent.strategy,
         "instrument": intent.instrument,
-        "side": intent.side.value,
+        "side": _VALUE[intent.side],
         "quantity": str(intent.quantity),
-        "type": intent.type.value,
-        "limit": None if intent.limit_price is None else str(intent.limit_price),
-        "stop": None if intent.stop_price is None else str(intent.stop_price),
+        "type": _VALUE[intent.type],
+        "limit": None if limit is None else str(limit),
+        "stop": None if stop is None else str(stop),
         "reduce_only": intent.reduce_only,
         "tag": intent.tag,
     }
@@ -52,7 +57,7 @@ class JournalRecorder:
 
     def _append(self, kind: str, ref: str, data: dict[str, Any]) -> None:
         if not self._nested:
-            self.store.append(self.kernel.now, kind, ref, data)
+            self.store.append(self.kernel._clock.ts, kind, ref, data)
 
     def record_config(self, name: str, config: dict[str, Any]) -> None:
         """The config baseline (first entry of a run)."""
@@ -116,10 +121,17 @@ class JournalRecorder:
                     store.commit()
             cancel(client_id)
 
+        store_append = store.append
+
         def event(sink: Any, state: OrderState) -> Any:
+            value = state.value
+
             def journaled(client_id: str, *args: Any) -> None:
-                reason = str(args[0]) if args else ""
-                append("event", client_id, {"state": state.value, "reason": reason})
+                if not self._nested:
+                    reason = str(args[0]) if args else ""
+                    store_append(
+                        k._clock.ts, "event", client_id, {"state": value, "reason": reason}
+                    )
                 sink(client_id, *args)
 
             return journaled
@@ -131,16 +143,18 @@ class JournalRecorder:
             fee: Decimal,
             fill_id: str | None = None,
         ) -> None:
-            append(
-                "fill",
-                client_id,
-                {
-                    "fill_id": fill_id,
-                    "quantity": str(quantity),
-                    "price": str(price),
-                    "fee": str(fee),
-                },
-            )
+            if not self._nested:
+                store_append(
+                    k._clock.ts,
+                    "fill",
+                    client_id,
+                    {
+                        "fill_id": fill_id,
+                        "quantity": str(quantity),
+                        "price": str(price),
+                        "fee": str(fee),
+                    },
+                )
             filled(client_id, quantity, price, fee, fill_id)
 
         def journaled_liquidate(

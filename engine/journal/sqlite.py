@@ -87,8 +87,9 @@ SYNCHRONOUS = ("full", "normal")
 BATCH = 1000
 
 #: Appended entries are encoded this many at a time, as they are appended (the rest
-#: at commit): one orjson call each, while the data is still in the CPU's caches.
-CHUNK = 256
+#: at commit): one orjson call each, while the data is still in the CPU's caches
+#: (holding more entries back costs more than encoding them in small chunks).
+CHUNK = 64
 _NEVER = 1 << 62
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -547,14 +548,21 @@ class SqliteJournal:
         return self._seq
 
     def _encode_chunk(self) -> None:
-        """Encode the buffer as lines of the blocks being written; if something in it
-        cannot be encoded, stop encoding early (``commit`` names the record)."""
+        """Encode the buffer as a line of the block being written (or lines of the
+        blocks); if something in it cannot be encoded, stop encoding early (``commit``
+        names the record)."""
+        buffer = self._buffer
+        block = self._block
         try:
-            lines = self._lines()
+            if block is not None and self._block_count + len(buffer) < MAX_BLOCK:
+                block.write(encode_chunk(buffer))  # the usual case, in short
+                self._block_count += len(buffer)
+                buffer.clear()
+            else:
+                self._write(self._lines())
         except (TypeError, ValueError, RecursionError):
             self._encode_at = _NEVER
             return
-        self._write(lines)
         self._encode_at = self._seq + CHUNK
 
     def _encode_rest(self) -> None:
