@@ -22,7 +22,7 @@ import difflib
 import inspect
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
 
@@ -39,6 +39,7 @@ from engine.records import Record
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ESSENTIAL_PLUGINS",
+    "HookCall",
     "PluginInfo",
     "PluginManager",
     "PluginSettings",
@@ -107,6 +108,34 @@ class PluginInfo:
     error: str | None = None
 
 
+@attrs.frozen
+class HookCall:
+    """One plugin's implementation of a hook, called once: what a hook-call monitor
+    (:meth:`PluginManager.add_hookcall_monitoring`) receives after the call.
+
+    ``result`` is what the implementation returned (awaited when it was async;
+    ``None`` when it raised), ``error`` the exception it raised, ``seconds`` the
+    wall time the call took.
+    """
+
+    hook: str
+    plugin: str
+    kwargs: Mapping[str, Any]
+    result: Any = None
+    error: BaseException | None = None
+    seconds: float = 0.0
+
+
+#: ``before(hook, plugin, kwargs)``: called just before one implementation runs.
+BeforeCall = Callable[[str, str, Mapping[str, Any]], None]
+#: ``after(call)``: called when one implementation returned or raised.
+AfterCall = Callable[[HookCall], None]
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
 def _format_exc(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -124,6 +153,7 @@ class PluginManager:
         self._infos: dict[str, PluginInfo] = {}
         self._loaded = False
         self._cache: dict[str, list[Any]] = {}
+        self._monitors: list[tuple[BeforeCall | None, AfterCall | None]] = []
         if self.settings.trace:
             self._pm.trace.root.setwriter(lambda msg: logger.debug("pluggy: {}", msg.rstrip()))
             self._pm.enable_tracing()
@@ -172,6 +202,26 @@ class PluginManager:
         self._infos[ep.name] = PluginInfo(
             name=ep.name, status="loaded", hooks=self._hooks_of(ep.name), **base
         )
+
+    def load_entry_points(self, *names: str) -> None:
+        """Load the named entry points of the group ``engine`` now, one at a time, as
+        discovery would (also when ``autoload`` is off: a test asks for just the
+        built-ins it needs). Names already loaded are skipped; an unknown name raises
+        :class:`PluginError` listing the installed ones."""
+        self.load()
+        installed = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+        unknown = [n for n in names if n not in installed]
+        if unknown:
+            raise PluginError(
+                f"no installed plugin named {', '.join(map(repr, unknown))};"
+                f" installed: {', '.join(sorted(installed)) or 'none'}"
+            )
+        for name in names:
+            info = self._infos.get(name)
+            if info is not None and info.status in ("loaded", "registered"):
+                continue
+            self._infos.pop(name, None)
+            self._load_entry_point(installed[name])
 
     def _fail(self, name: str, error: str, base: dict[str, Any]) -> None:
         self._infos[name] = PluginInfo(name=name, status="failed", error=error, **base)
@@ -262,15 +312,18 @@ class PluginManager:
         caller = getattr(self._pm.hook, hook)
         for impl in caller.get_hookimpls():
             started = time.perf_counter()
+            self._before(hook, impl.plugin_name, {})
             try:
                 items = self._call_record_impl(impl, expected)
             except Exception as exc:
+                self._after(HookCall(hook, impl.plugin_name, {}, None, exc, _since(started)))
                 msg = f"{hook} failed: {_format_exc(exc)}"
                 logger.error("plugin {}: {}", impl.plugin_name, msg)
                 self._note_error(impl.plugin_name, msg)
                 if self.settings.strict:
                     raise PluginError(msg, plugin=impl.plugin_name) from exc
                 continue
+            self._after(HookCall(hook, impl.plugin_name, {}, items, None, _since(started)))
             if self.settings.trace:
                 logger.debug(
                     "hook {} plugin={} records={} in {:.1f}us",
@@ -334,13 +387,17 @@ class PluginManager:
         for impl in reversed(impls) if reverse else impls:
             if self.settings.trace:
                 logger.debug("hook {} plugin={}", hook, impl.plugin_name)
+            started = time.perf_counter()
+            self._before(hook, impl.plugin_name, kwargs)
             try:
                 value = impl.function(*[kwargs[a] for a in impl.argnames])
                 if inspect.isawaitable(value):
                     value = await value
             except Exception as exc:
+                self._after(HookCall(hook, impl.plugin_name, kwargs, None, exc, _since(started)))
                 yield impl.plugin_name, None, exc
             else:
+                self._after(HookCall(hook, impl.plugin_name, kwargs, value, None, _since(started)))
                 yield impl.plugin_name, value, None
 
     async def call_lifecycle(
@@ -359,6 +416,46 @@ class PluginManager:
             elif value is not None:
                 results.append(value)
         return results
+
+    # -- monitoring --------------------------------------------------------------------
+
+    def add_hookcall_monitoring(
+        self, before: BeforeCall | None = None, after: AfterCall | None = None
+    ) -> Callable[[], None]:
+        """Watch every hook call this manager makes, plugin by plugin (record hooks
+        and lifecycle hooks alike): ``before(hook, plugin, kwargs)`` just before an
+        implementation runs, ``after(call)`` with its :class:`HookCall` when it
+        returned or raised. Returns a function that stops the monitoring.
+
+        Like pluggy's ``add_hookcall_monitoring``, except that the core calls each
+        plugin's implementation separately, so each call is seen on its own. A
+        record hook is called once per plugin until a plugin is (un)registered
+        (results are cached). A monitor that raises is logged, never propagated.
+        """
+        entry = (before, after)
+        self._monitors.append(entry)
+
+        def undo() -> None:
+            if entry in self._monitors:
+                self._monitors.remove(entry)
+
+        return undo
+
+    def _before(self, hook: str, plugin: str, kwargs: Mapping[str, Any]) -> None:
+        for before, _after in self._monitors:
+            if before is not None:
+                try:
+                    before(hook, plugin, kwargs)
+                except Exception as exc:
+                    logger.error("hook-call monitor failed: {}", _format_exc(exc))
+
+    def _after(self, call: HookCall) -> None:
+        for _before, after in self._monitors:
+            if after is not None:
+                try:
+                    after(call)
+                except Exception as exc:
+                    logger.error("hook-call monitor failed: {}", _format_exc(exc))
 
     def hook_docs(self) -> dict[str, str]:
         """Every hook specification: name -> docstring."""

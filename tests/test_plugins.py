@@ -340,3 +340,70 @@ def test_hook_docs_cover_every_spec() -> None:
     docs = manager().hook_docs()
     assert "engine_strategies" in docs and "engine_guards" in docs
     assert all("Example" in doc for doc in docs.values())
+
+
+def test_named_entry_points_load_even_with_autoload_off(fake_site: Path) -> None:
+    install_fake_distribution(fake_site, "fakedist", {"good": GOOD, "broken": BROKEN})
+    pm = PluginManager(PluginSettings(autoload=False))
+    assert statuses(pm) == {}
+    pm.load_entry_points("sma_crossover", "good")
+    pm.load_entry_points("good")  # already loaded: nothing happens
+    assert statuses(pm) == {"good": "loaded", "sma_crossover": "loaded"}
+    assert list(pm.records("engine_strategies")) == ["hold", "sma_crossover"]
+    with pytest.raises(PluginError, match=r"no installed plugin named 'nope'; installed: .*good"):
+        pm.load_entry_points("nope")
+    pm.load_entry_points("broken")  # reported like any failed plugin
+    assert statuses(pm)["broken"] == "failed"
+    strict = PluginManager(PluginSettings(autoload=False, strict=True))
+    with pytest.raises(PluginError, match="plugin 'broken' failed to load"):
+        strict.load_entry_points("broken")
+
+
+async def test_hook_call_monitoring_sees_each_plugin_call_with_arguments_and_results() -> None:
+    before: list[tuple[str, str, dict[str, Any]]] = []
+    after: list[Any] = []
+
+    class Extra:
+        @hookimpl
+        def engine_strategies(self) -> list[Strategy]:
+            return [Strategy(name="extra", factory=lambda _: None)]
+
+        @hookimpl
+        async def engine_startup(self, engine: Any) -> str:
+            return "started"
+
+        @hookimpl
+        def engine_shutdown(self, engine: Any) -> None:
+            raise RuntimeError("stuck")
+
+    pm = manager()
+    pm.register(Extra(), "extra")
+    undo = pm.add_hookcall_monitoring(
+        lambda hook, plugin, kwargs: before.append((hook, plugin, dict(kwargs))), after.append
+    )
+    pm.add_hookcall_monitoring(after=lambda call: 1 / 0)  # a broken monitor is only logged
+    pm.collect("engine_strategies")
+    pm.collect("engine_strategies")  # cached: no second call
+    await pm.call_lifecycle("engine_startup", fail_fast=True, engine="E")
+    await pm.call_lifecycle("engine_shutdown", fail_fast=False, engine="E")
+    calls = [(c.hook, c.plugin) for c in after]
+    assert calls == [
+        ("engine_strategies", "extra"),  # once: the records are cached
+        ("engine_startup", "extra"),
+        ("engine_shutdown", "extra"),
+    ]
+    (start,) = [c for c in after if c.hook == "engine_startup"]
+    assert (start.plugin, dict(start.kwargs), start.result, start.error) == (
+        "extra",
+        {"engine": "E"},
+        "started",
+        None,
+    )
+    (stop,) = [c for c in after if c.hook == "engine_shutdown"]
+    assert isinstance(stop.error, RuntimeError) and stop.result is None
+    (strategies,) = [c for c in after if c.plugin == "extra" and c.hook == "engine_strategies"]
+    assert [r.name for r in strategies.result] == ["extra"]
+    assert ("engine_startup", "extra", {"engine": "E"}) in before
+    undo()
+    await pm.call_lifecycle("engine_startup", fail_fast=True, engine="E")
+    assert len([c for c in after if c.hook == "engine_startup"]) == 1
