@@ -331,13 +331,25 @@ def run(
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="Everything, by distribution: version, location, each plugin's module, hooks,"
+    " the records it returns and its errors, and packages that look like plugins but"
+    " declare no entry point in the group 'engine'.",
+)
 @click.pass_context
-def plugins(ctx: click.Context, as_json: bool) -> None:
+@user_errors
+def plugins(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     """List plugins: name, distribution, version, hooks, status and load error."""
     import attrs
     from rich.console import Console
     from rich.table import Table
 
+    if show_all:
+        _plugins_all(_manager(ctx), as_json)
+        return
     infos = _manager(ctx).infos()
     if as_json:
         click.echo(json.dumps([attrs.asdict(i) for i in infos], indent=2))
@@ -358,6 +370,110 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
             style=style,
         )
     Console().print(table)
+
+
+def _plugins_all(manager: PluginManager, as_json: bool) -> None:
+    import attrs
+
+    from engine.installed import inventory
+
+    dists = inventory(manager)
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(d) for d in dists], indent=2))
+        return
+    colour = {"loaded": "green", "registered": "green", "failed": "red", "disabled": "yellow"}
+    counts: dict[str, int] = {}
+    for d in dists:
+        where = f"editable, {d.location}" if d.editable else d.location
+        notes = ", ".join(n for n in ("built-in" if d.builtin else "", where or "") if n)
+        click.secho(f"{d.name} {d.version or ''}".rstrip(), bold=True, nl=False)
+        click.echo(f"  ({notes})" if notes else "")
+        if d.problem:
+            click.secho(f"  no plugin: {d.problem}", fg="red")
+        for p in d.plugins:
+            counts[p.status] = counts.get(p.status, 0) + 1
+            status = click.style(f"{p.status:<10}", fg=colour.get(p.status))
+            click.echo(f"  {p.name:<16} {status} {p.module or ''}".rstrip())
+            if p.hooks:
+                click.echo(f"      {'hooks:':<18}" + ", ".join(p.hooks))
+            for hook, names in p.records.items():
+                label = f"{hook.removeprefix('engine_')}:"
+                click.echo(f"      {label:<18}" + ", ".join(names))
+            if p.error:
+                click.secho(f"      {'error:':<18}{p.error}", fg="red")
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    suspects = sum(1 for d in dists if d.problem)
+    click.echo(
+        f"{len(dists) - suspects} distribution(s) with {sum(counts.values())} plugin(s):"
+        f" {summary or 'none'}" + (f"; {suspects} package(s) without a plugin" if suspects else "")
+    )
+
+
+# -- installing plugins ------------------------------------------------------------
+
+
+def _pip_then_report(ctx: click.Context, args: tuple[str, ...]) -> None:
+    from engine.installed import installed_plugins, pip, plugin_changes, require_pip
+
+    require_pip()
+    before = installed_plugins()
+    code = pip(args)
+    if code == 0:
+        changed, removed = plugin_changes(before, installed_plugins())
+        for p in changed:
+            status = p["status"] + (f": {p['error']}" if p.get("error") else "")
+            click.secho(
+                f"engine: plugin {p['name']} ({p['distribution']} {p['version']}): {status}",
+                fg="red" if p["status"] == "failed" else "green",
+            )
+        for p in removed:
+            click.secho(f"engine: plugin {p['name']} ({p['distribution']}) removed", fg="green")
+        if not changed and not removed:
+            click.echo("engine: no plugin was added, changed or removed")
+    sys.exit(code)
+
+
+_PIP_ARGS = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
+
+
+@main.command(context_settings=_PIP_ARGS)
+@click.argument(
+    "pip_args", metavar="NAME... [PIP OPTIONS]", nargs=-1, required=True, type=click.UNPROCESSED
+)
+@click.pass_context
+@user_errors
+def install(ctx: click.Context, pip_args: tuple[str, ...]) -> None:
+    """Install plugin packages with pip, into the Python that runs the engine.
+
+    NAME is anything `pip install` takes: a name, name==version, a folder, a
+    wheel, -e FOLDER; other options (--upgrade, --index-url URL...) go to pip as
+    they are. pip's output and exit code pass through; then each plugin the
+    install added or changed is listed with its status (loaded, or failed and
+    why).
+    """
+    _pip_then_report(ctx, ("install", *pip_args))
+
+
+@main.command(context_settings=_PIP_ARGS)
+@click.argument(
+    "pip_args", metavar="NAME... [PIP OPTIONS]", nargs=-1, required=True, type=click.UNPROCESSED
+)
+@click.pass_context
+@user_errors
+def uninstall(ctx: click.Context, pip_args: tuple[str, ...]) -> None:
+    """Remove plugin packages with pip from the Python that runs the engine.
+
+    NAME is a distribution name (`engine plugins` shows them); -y / --yes and
+    other options go to pip. pip's output and exit code pass through; then each
+    plugin that went away is listed. The engine itself is not removed this way.
+    """
+    from engine.installed import canonical_name
+
+    if any(canonical_name(a) == "engine" for a in pip_args if not a.startswith("-")):
+        raise click.UsageError(
+            "the engine does not uninstall itself; use `python -m pip uninstall engine`", ctx
+        )
+    _pip_then_report(ctx, ("uninstall", *pip_args))
 
 
 @main.command()

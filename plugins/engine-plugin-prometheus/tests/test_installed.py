@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import site
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from engine.testing.services import wait_for_http
+from engine.testing.venv import overlay_venv
 
 PLUGIN = Path(__file__).resolve().parents[1]
 ROOT = PLUGIN.parents[1]
@@ -34,11 +34,7 @@ DEFAULT = ("127.0.0.1", 9464)
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A virtualenv (no pip of its own) that sees this interpreter's packages."""
     root = tmp_path_factory.mktemp("env")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
-    (target,) = root.glob("lib/python3*/site-packages")
-    outer = [p for p in site.getsitepackages() if Path(p).is_dir()]
-    lines = [f"import site; site.addsitedir({p!r})" for p in outer]
-    (target / "_outer_site.pth").write_text("\n".join(lines) + "\n")
+    overlay_venv(root)
     return root
 
 
