@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         positive,
     )
     from engine.data import BarSeries, bars_from_table
-    from engine.engine import Engine, FeedContext
+    from engine.engine import Engine
     from engine.errors import (
         BulkheadFull,
         CircuitOpen,
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         RiskLimitError,
         ValidationError,
     )
+    from engine.feeds import FeedContext
     from engine.journal.sqlite import SqliteJournal, SqliteJournalConfig
     from engine.kernel import BarView, Denial, PipelineContext, StrategyContext, TradingState
     from engine.metrics import MetricKind, MetricRecord, Metrics
@@ -107,7 +108,8 @@ _EXPORTS = {
         "positive",
     ],
     "engine.data": ["BarSeries", "bars_from_table"],
-    "engine.engine": ["Engine", "FeedContext"],
+    "engine.engine": ["Engine"],
+    "engine.feeds": ["FeedContext"],
     "engine.errors": [
         "BulkheadFull",
         "CircuitOpen",

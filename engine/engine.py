@@ -27,6 +27,7 @@ from engine.data import BarSeries, active_rows
 from engine.drift import RISK_SECTIONS, Reload, diff
 from engine.errors import ConfigError, EngineError, JournalError, PluginError, Problem
 from engine.execution import GuardedVenue, is_async_broker
+from engine.feeds import FeedContext
 from engine.health import gather_health
 from engine.journal import Entry
 from engine.journal.reconcile import reconcile
@@ -54,21 +55,6 @@ Progress = Callable[[int, int], None]
 _STAMINA_HOOKED = False
 
 _HOOK_OF = {kind.section: kind.hook for kind in COMPONENT_SECTIONS}
-
-
-@attrs.frozen
-class FeedContext:
-    """What a feed gets besides its own config: where relative paths start, the
-    run's seed and mode (``backtest`` or ``paper``)."""
-
-    base_dir: Path
-    seed: int
-    mode: str
-
-    def resolve_path(self, path: str | os.PathLike[str]) -> Path:
-        """``path`` relative to the config file's folder (absolute paths unchanged)."""
-        p = Path(path)
-        return p if p.is_absolute() else self.base_dir / p
 
 
 @attrs.define

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from engine import BarSeries, DataError, FeedContext, Instrument, Problem, bars_from_table
+from engine import DataError, Problem
+
+if TYPE_CHECKING:
+    from engine import BarSeries, FeedContext, Instrument
 
 
 def _unit(_inst: object, _attr: object, value: str) -> None:
@@ -37,16 +40,28 @@ class FileFeed:
         """The file as an Arrow table; a :class:`DataError` when it cannot be read."""
         raise NotImplementedError
 
-    def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
-        """All bars of the instrument's file, checked row by row."""
+    def path_of(self, instrument: Instrument, ctx: FeedContext) -> Path:
+        """The instrument's file; a :class:`DataError` when there is none."""
         path = ctx.resolve_path(self.config.path.format(symbol=instrument.symbol))
         if not path.is_file():
             raise DataError([Problem(str(path), f"data file not found (for {instrument.symbol})")])
+        return path
+
+    def bars(self, table: Any, instrument: Instrument, path: Path, first_row: int) -> BarSeries:
+        """Bars from an Arrow table (all of a file, or a part of it whose first row is
+        the file's row ``first_row``), checked row by row."""
+        from engine import bars_from_table
+
         return bars_from_table(
-            self.read(path),
+            table,
             instrument,
             source=str(path),
             timestamp_column=self.config.timestamp_column,
             timestamp_unit=self.config.timestamp_unit,
-            first_row=self.first_row,
+            first_row=first_row,
         )
+
+    def load(self, instrument: Instrument, ctx: FeedContext) -> BarSeries:
+        """All bars of the instrument's file, checked row by row."""
+        path = self.path_of(instrument, ctx)
+        return self.bars(self.read(path), instrument, path, self.first_row)

@@ -10,21 +10,14 @@ import time
 import zlib
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import attrs
-import numpy as np
 
-from engine import (
-    BarSeries,
-    Feed,
-    FeedContext,
-    Instrument,
-    hookimpl,
-    interval,
-    non_negative,
-    parse_interval,
-    positive,
-)
+from engine import Feed, hookimpl, interval, non_negative, parse_interval, positive
+
+if TYPE_CHECKING:
+    from engine import BarSeries, FeedContext, Instrument
 
 
 def _start_ns(text: str) -> int:
@@ -67,6 +60,8 @@ class RandomWalk:
     def __init__(
         self, config: SyntheticConfig, instrument: Instrument, seed: int, start_ns: int
     ) -> None:
+        import numpy as np  # here, not at import: listing plugins stays fast
+
         self.config = config
         self.instrument = instrument
         self.rng = np.random.default_rng([seed, zlib.crc32(instrument.symbol.encode())])
@@ -76,6 +71,10 @@ class RandomWalk:
 
     def next(self, n: int) -> BarSeries:
         """The next ``n`` bars."""
+        import numpy as np
+
+        from engine import BarSeries
+
         cfg, rng = self.config, self.rng
         tick = float(self.instrument.tick_size)
         log_close = self.log_price + np.cumsum(rng.normal(cfg.drift, cfg.volatility, n))

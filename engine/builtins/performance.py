@@ -7,11 +7,12 @@ Returns are per bar of the merged timeline; annualisation uses calendar time
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from engine import Analyzer, hookimpl
 
-from engine import Analyzer, RunResult, hookimpl
+if TYPE_CHECKING:
+    from engine import RunResult
 
 YEAR_NS = 365.25 * 86_400 * 1e9
 #: Below one day of data annualised figures (CAGR, Sharpe, Sortino) mean nothing:
@@ -21,6 +22,8 @@ MIN_ANNUALISED_YEARS = 1 / 365.25
 
 def compute(result: RunResult) -> dict[str, Any]:
     """Total return, CAGR, Sharpe, Sortino, max drawdown, win rate, exposure, trades."""
+    import numpy as np  # here, not at import: listing plugins stays fast
+
     curve = result.curve
     equity = curve.equity
     trades = result.trade_records

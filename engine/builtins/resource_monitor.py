@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import attrs
-import psutil
 
 from engine import (
     ConfigSection,
@@ -49,6 +48,8 @@ class ResourceMonitor:
     """Samples the process and the event loop while a run goes on."""
 
     def __init__(self, config: ResourcesConfig | None) -> None:
+        import psutil  # here, not at import: listing plugins stays fast
+
         self.config = config or ResourcesConfig()
         self.process = psutil.Process()
         self.lag: float | None = None  # seconds, last sample (paper and live only)

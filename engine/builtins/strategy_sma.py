@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections import deque
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
 
-from engine import BarSeries, BarView, Strategy, StrategyContext, hookimpl, positive
+from engine import BarView, Strategy, StrategyContext, hookimpl, positive
+
+if TYPE_CHECKING:
+    from engine import BarSeries
 
 
 @attrs.frozen
@@ -76,6 +78,8 @@ class SmaCrossover:
         :meth:`on_bar` can act, for the vectorised mode). Paper and live runs never
         call it: they compute the sums bar by bar. Falls back to that too (returning
         ``None``) if the sums could overflow int64."""
+        import numpy as np  # here, not at import: listing plugins stays fast
+
         closes = series.close
         n = len(closes)
         if n and int(closes.max()) * n * self.slow >= 2**62:
