@@ -1,272 +1,198 @@
-"""Backtest throughput: SMA(10/30) crossover over generated one-minute bars.
+"""Backtest throughput: SMA(10/30) crossover over 1,000,000 generated one-minute bars.
 
-The engine runs exactly as a user runs it: a config (dict, same shape as TOML),
-the built-in ``sma_crossover`` strategy and ``synthetic`` feed loaded through
-their entry points, the simulated broker, the order pipeline and the portfolio.
-In the same process, a plain CPython loop computes the same fills from the same
-bars; the two fill lists must be identical.
+    python -m benchmarks.backtest_throughput [--quick] [--bars N] [--repeat N]
 
-    python benchmarks/backtest_throughput.py [--bars 1000000] [--json out.json]
+The engine runs exactly as a user runs it: a config (dict, same shape as TOML), the
+built-in ``synthetic`` feed and ``sma_crossover`` strategy loaded through their entry
+points, the simulated broker, the order pipeline and the portfolio. Each scenario
+runs in its own process (its peak RSS is its own), ``--repeat`` times, best kept;
+in the same process a plain CPython loop and a numpy loop compute the same fills
+from the same bars, and the fill lists must be identical.
 
-Each side runs ``--repeat`` times (default 3) and the best time is kept, as
-timeit does: the machine is shared and noisy. Figures printed: engine bars/s
-(kernel loop: feed columns -> strategy -> pipeline -> broker -> portfolio),
-end-to-end wall time (plus data generation, equity curve and statistics), peak
-RSS of the process after the first engine run, the plain loop's bars/s over the
-same bars, and the ratio of the two times.
+Scenarios (what is added to the configuration):
+
+- ``plain``: the engine alone;
+- ``checks``: five guards and three filters on every order;
+- ``checks+metrics``: plus metrics collected every hour of engine time into a memory
+  store and the log exporter (target 1: at most 2.0x the plain loop, RSS < 300 MB);
+- ``checks+metrics+vectorised``: the same with ``[backtest] vectorised`` (target 2:
+  at most the plain loop's time, identical trades);
+- ``journal`` and ``checks+metrics+journal``: the default journal (SQLite) on
+  (issue 5: under +25% of the engine alone; target 7: within 1.25x of journal off).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import resource
 import subprocess
 import sys
-import tempfile
-import time
 from decimal import Decimal
 from typing import Any
 
-TICK = Decimal("0.01")
+from benchmarks.common import (
+    TICK,
+    best_of,
+    config,
+    numpy_loop,
+    peak_rss_mb,
+    plain_loop,
+    row,
+    scenario_main,
+)
+
+SCENARIOS = (
+    "plain",
+    "checks",
+    "checks+metrics",
+    "checks+metrics+vectorised",
+    "journal",
+    "checks+metrics+journal",
+)
 
 
-DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-#: Five guards and three filters that run on every order but, with these limits,
-#: never bind: the trade list stays identical to the plain loop's.
-CHECKS: dict[str, Any] = {
-    "filters": [
-        {"type": "trading_hours", "sessions": ["00:00-24:00"], "days": list(DAYS)},
-        {"type": "stale_data", "max_age": "5m"},
-        {"type": "min_volume", "window": 30, "min_volume": 1},
-    ],
-    "guards": [
-        {"type": "max_position", "limit": "10"},
-        {"type": "max_order_notional", "limit": "1000000000"},
-        {"type": "order_rate", "max_orders": 100000, "per": "1m"},
-        {"type": "max_open_orders", "limit": 10},
-        {"type": "daily_loss", "limit": "1000000000"},
-    ],
-}
-
-
-#: Metrics collected every hour of engine time into a memory store and the log exporter.
-METRICS: dict[str, Any] = {
-    "metrics": {"interval": "1h"},
-    "metrics_stores": [{"type": "memory"}],
-    "exporters": [{"type": "log"}],
-}
-
-
-def journal(directory: str) -> dict[str, Any]:
-    """The default journal (SQLite, WAL), a fresh file per run."""
-    fd, path = tempfile.mkstemp(suffix=".journal", dir=directory)
-    os.close(fd)
-    os.unlink(path)
-    return {"journal": {"type": "sqlite", "path": path}}
-
-
-#: Child scenarios: name -> what they add to the configuration.
-EXTRAS: dict[str, Any] = {
-    "plain": lambda: {},
-    "checks": lambda: CHECKS,
-    "metrics": lambda: METRICS,
-    "journal": lambda: journal(tempfile.gettempdir()),
-}
-
-
-def config(bars: int, extra: str = "plain") -> dict[str, Any]:
-    """The benchmark's engine configuration (the same shape as a TOML file)."""
-    return EXTRAS[extra]() | {
-        "engine": {"name": "throughput", "initial_cash": "1000000", "seed": 42},
-        "instruments": [{"symbol": "BTC-USD", "tick_size": str(TICK), "lot_size": "0.001"}],
-        "feed": {
-            "type": "synthetic",
-            "bars": bars,
-            "interval": "1m",
-            "start_price": "30000",
-            "volatility": 0.0008,
-        },
-        "broker": {"type": "simulated", "fee_bps": "1"},
-        "strategies": [{"type": "sma_crossover", "fast": 10, "slow": 30, "quantity": "1"}],
-    }
-
-
-def plain_loop(opens: list[int], closes: list[int], fast: int, slow: int) -> list[tuple[int, str]]:
-    """Fills as (bar index, side): buy on a golden cross when flat, sell on a death
-    cross when long, filled at the next bar's open (integer-tick sums, exact)."""
-    fills: list[tuple[int, str]] = []
-    sum_fast = sum_slow = 0
-    prev = None
-    long = False
-    last = len(closes) - 1
-    for i, c in enumerate(closes):
-        sum_fast += c
-        sum_slow += c
-        if i >= fast:
-            sum_fast -= closes[i - fast]
-        if i >= slow:
-            sum_slow -= closes[i - slow]
-        if i < slow - 1:
-            continue
-        diff = sum_fast * slow - sum_slow * fast
-        if prev is not None and i < last:
-            if prev <= 0 < diff and not long:
-                fills.append((i + 1, "buy"))
-                long = True
-            elif prev >= 0 > diff and long:
-                fills.append((i + 1, "sell"))
-                long = False
-        prev = diff
-    return fills
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS, KiB on Linux
-
-
-def run_engine(bars: int, extra: str, repeat: int) -> tuple[Any, list[float], list[float], float]:
-    """Best-of-``repeat`` engine runs: (last result, loop times, wall times, peak RSS
-    after the first run)."""
+def measure_one(bars: int, extras: str, repeat: int) -> dict[str, Any]:
+    """One scenario in this process: best-of-``repeat`` engine runs, the plain and
+    numpy loops over the very same bars, fills compared."""
     from engine import Engine
 
     times: list[float] = []
-    walls: list[float] = []
     result: Any = None
     rss = 0.0
     for k in range(repeat):
         result = None  # one run's objects at a time
-        started = time.perf_counter()
-        result = Engine.from_config(config(bars, extra)).backtest_sync()
-        walls.append(time.perf_counter() - started)
+        result = Engine.from_config(config(bars, extras)).backtest_sync()
         times.append(result.elapsed_seconds)
         if k == 0:
             rss = peak_rss_mb()  # high-water mark of the first (cold) run
-    return result, times, walls, rss
-
-
-def scenario(bars: int, extra: str, repeat: int) -> dict[str, Any]:
-    """One scenario, measured in this process: best-of-``repeat`` engine runs and
-    the plain loop over the very same bars, fills compared."""
-    from engine.telemetry import configure_logging
-
-    configure_logging("WARNING")  # as the CLI does by default
-    result, times, walls, rss = run_engine(bars, extra, repeat)
     fills = [(f.ts, f.side.value, f.price, f.quantity) for f in result.fill_records]
     series = result.series["BTC-USD"]
     opens, closes, ts = series.open.tolist(), series.close.tolist(), series.ts.tolist()
-    plain_times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        reference = plain_loop(opens, closes, 10, 30)
-        plain_times.append(time.perf_counter() - t0)
-    reference_fills = [(ts[i], side, opens[i] * TICK, Decimal(1)) for i, side in reference]
-    best, plain = min(times), min(plain_times)
+    plain, reference = best_of(repeat, lambda: plain_loop(opens, closes, 10, 30))
+    vector, by_numpy = best_of(repeat, lambda: numpy_loop(series.close, 10, 30))
+    expected = [(ts[i], side, opens[i] * TICK, Decimal(1)) for i, side in reference]
     return {
-        "extra": extra,
+        "extras": extras,
         "fills": len(fills),
-        "fills_identical": fills == reference_fills,
+        "identical": fills == expected and by_numpy == reference,
+        "trades": len(result.trade_records),
         "denials": len(result.denials),
-        "seconds": round(best, 4),
-        "seconds_all": [round(t, 4) for t in times],
-        "bars_per_second": round(result.bars / best),
-        "wall_seconds": round(min(walls), 3),
+        "seconds": min(times),
+        "bars_per_second": round(result.bars / min(times)),
         "peak_rss_mb": round(rss, 1),
-        "plain_loop_seconds": round(plain, 4),
-        "plain_loop_bars_per_second": round(result.bars / plain),
-        "ratio_to_plain_loop": round(best / plain, 2),
+        "plain_loop_seconds": plain,
+        "numpy_loop_seconds": vector,
     }
+
+
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every scenario in a child process, then the rows of targets 1, 2 and 7."""
+    if args.child:
+        print(json.dumps(measure_one(args.bars, args.child, args.repeat)))
+        return []
+    bars = 200_000 if args.quick and args.bars is None else args.bars or 1_000_000
+    repeat = 1 if args.quick and args.repeat is None else args.repeat or 3
+    got: dict[str, dict[str, Any]] = {}
+    for extras in SCENARIOS:
+        cmd = [sys.executable, "-m", "benchmarks.backtest_throughput", "--child", extras]
+        cmd += ["--bars", str(bars), "--repeat", str(repeat)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        got[extras] = json.loads(out.stdout.strip().splitlines()[-1])
+    return rows_of(got, bars)
+
+
+def rows_of(got: dict[str, dict[str, Any]], bars: int) -> list[dict[str, Any]]:
+    """The table's rows from the scenarios' figures."""
+    rows = []
+    label = f"SMA {bars / 1e6:g}M bars"
+    for extras, f in got.items():
+        target = {"checks+metrics": "1", "checks+metrics+vectorised": "2"}.get(extras, "-")
+        limit = {"1": "<= 2.0", "2": "<= 1.0"}.get(target, "")
+        ratio = f["seconds"] / f["plain_loop_seconds"]
+        rows.append(
+            row(
+                target,
+                f"{label}, {extras}",
+                "engine loop",
+                f["bars_per_second"],
+                "bars/s",
+                reference="plain loop",
+                reference_value=round(bars / f["plain_loop_seconds"]),
+                ratio=ratio,
+                limit=limit,
+                met=None if not limit else ratio <= float(limit.split()[-1]),
+                note=f"{f['fills']:,} fills, {f['denials']} denials",
+            )
+        )
+        if extras == "checks+metrics+vectorised":
+            numpy_ratio = f["seconds"] / f["numpy_loop_seconds"]
+            rows.append(
+                row(
+                    "-",
+                    f"{label}, {extras}",
+                    "engine loop",
+                    f["bars_per_second"],
+                    "bars/s",
+                    reference="numpy loop",
+                    reference_value=round(bars / f["numpy_loop_seconds"]),
+                    ratio=numpy_ratio,
+                )
+            )
+        rows.append(
+            row(
+                target if target != "-" else "-",
+                f"{label}, {extras}",
+                "identical fills to the plain loop",
+                f["identical"],
+                "",
+                met=f["identical"],
+            )
+        )
+    f = got["checks+metrics"]
+    rows.append(
+        row(
+            "1",
+            f"{label}, checks+metrics",
+            "peak RSS",
+            f["peak_rss_mb"],
+            "MB",
+            limit="< 300 MB",
+            met=f["peak_rss_mb"] < 300,
+        )
+    )
+    for target, on, off, limit in (
+        ("7", "checks+metrics+journal", "checks+metrics", 1.25),
+        ("5*", "journal", "plain", 1.25),
+    ):
+        ratio = got[on]["seconds"] / got[off]["seconds"]
+        rows.append(
+            row(
+                target,
+                f"{label}, {on}",
+                "engine loop",
+                got[on]["bars_per_second"],
+                "bars/s",
+                reference=f"{off} (journal off)",
+                reference_value=got[off]["bars_per_second"],
+                ratio=ratio,
+                limit=f"<= {limit}",
+                met=ratio <= limit,
+                note="5*: issue 5's journal overhead target (under 25%)" if target == "5*" else "",
+            )
+        )
+    return rows
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This scenario's own options."""
+    parser.add_argument("--bars", type=int, help="bars per run (default 1,000,000)")
+    parser.add_argument("--repeat", type=int, help="runs of each, best kept (default 3)")
+    parser.add_argument("--child", choices=SCENARIOS, help=argparse.SUPPRESS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bars", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each; the best is kept")
-    parser.add_argument("--json", dest="json_path", help="also write the figures here")
-    parser.add_argument("--child", choices=sorted(EXTRAS), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:  # one scenario in its own process, so its peak RSS is its own
-        figures = scenario(args.bars, args.child, args.repeat)
-        print(json.dumps(figures))
-        return 0
-
-    scenarios: dict[str, dict[str, Any]] = {}
-    # (name, child scenario, held to the 1,000,000 bars/s target of issues 2 and 3?)
-    names = (
-        ("engine", "plain", True),
-        ("engine + 5 guards + 3 filters", "checks", True),
-        ("engine + metrics (hourly: memory store, log exporter)", "metrics", False),
-        ("engine + journal (SQLite, the default store)", "journal", False),
-    )
-    targeted = {name for name, _, held in names if held}
-    for name, child, _ in names:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                child,
-                "--bars",
-                str(args.bars),
-                "--repeat",
-                str(args.repeat),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        scenarios[name] = json.loads(out.stdout.strip().splitlines()[-1])
-    figures = {
-        "bars": args.bars,
-        "repeat": args.repeat,
-        "scenarios": scenarios,
-        "python": platform.python_version(),
-        "machine": platform.machine(),
-    }
-    print(
-        f"bars: {args.bars:,}   runs of each (best kept): {args.repeat}"
-        "   each scenario in its own process"
-    )
-    ok = True
-    for name, f in scenarios.items():
-        met = f["fills_identical"] and f["bars_per_second"] >= 1_000_000 and f["peak_rss_mb"] < 400
-        if name in targeted:
-            ok = ok and met
-        print(f"{name}:")
-        print(
-            f"  engine loop        {f['seconds']:.3f} s  {f['bars_per_second']:,} bars/s"
-            f"  (end to end {f['wall_seconds']:.3f} s)"
-        )
-        print(
-            f"  plain CPython loop {f['plain_loop_seconds']:.3f} s"
-            f"  {f['plain_loop_bars_per_second']:,} bars/s  (same bars, same process)"
-        )
-        print(f"  ratio              {f['ratio_to_plain_loop']:.2f}x the plain loop's time")
-        print(f"  peak RSS           {f['peak_rss_mb']:.0f} MB")
-        print(
-            f"  fills              {f['fills']:,}, identical to the plain loop's:"
-            f" {f['fills_identical']}; denials {f['denials']}"
-        )
-        if name in targeted:
-            print(f"  {'PASS' if met else 'BELOW TARGET'}")
-        else:
-            print("  (reported beside the others; no target here)")
-    print("target (issues 2 and 3): >= 1,000,000 bars/s, peak RSS < 400 MB, identical fills")
-    journaled = scenarios["engine + journal (SQLite, the default store)"]["seconds"]
-    overhead = journaled / scenarios["engine"]["seconds"] - 1
-    figures["journal_overhead"] = round(overhead, 3)
-    print(
-        f"journal overhead: {overhead:+.1%} of the engine loop's time (target, issue 5: under 25%)"
-    )
-    if args.json_path:
-        with open(args.json_path, "w") as fh:
-            json.dump(figures, fh, indent=2)
-    print("PASS" if ok else "BELOW TARGET")
-    return 0 if all(f["fills_identical"] for f in scenarios.values()) else 1
+    """Run the scenarios and print their rows."""
+    return scenario_main(__doc__ or "", measure, add_arguments, argv)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Journal replay of a large backtest: the report rebuilt from the journal alone must
 equal the run's own, figure for figure.
 
-    python benchmarks/journal_replay.py [--bars 1000000]
+    python -m benchmarks.journal_replay [--quick] [--bars 1000000]
 
 Runs the throughput benchmark's configuration (SMA 10/30 on generated one-minute
 bars, simulated broker) with the default journal (SQLite), replays the journal
@@ -21,26 +21,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from backtest_throughput import config
+from benchmarks.common import config, row, scenario_main
 
 
 def comparable(summary: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in summary.items() if k not in ("elapsed_seconds", "mode")}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bars", type=int, default=1_000_000)
-    args = parser.parse_args(argv)
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Backtest with the journal, replay it, compare; the rows."""
     from engine import Engine, SqliteJournal, SqliteJournalConfig
-    from engine.telemetry import configure_logging
 
-    configure_logging("WARNING")
+    bars = args.bars or (200_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "run.journal")
-        cfg = config(args.bars) | {"journal": {"type": "sqlite", "path": path}}
+        cfg = config(bars) | {"journal": {"type": "sqlite", "path": path}}
         started = time.perf_counter()
         original = Engine.from_config(cfg).backtest_sync()
         run_seconds = time.perf_counter() - started
@@ -56,15 +51,39 @@ def main(argv: list[str] | None = None) -> int:
     same_fills = [f.fill_id for f in original.fill_records] == [
         f.fill_id for f in replayed.fill_records
     ]
-    print(f"bars {args.bars:,}: {len(original.fill_records):,} fills, {records:,} journal records")
-    print(f"  backtest with journal  {run_seconds:.2f} s (journal {size / 2**20:.1f} MB)")
-    print(f"  replay from journal    {replay_seconds:.2f} s")
-    print(f"  final equity           {original.final_equity} / {replayed.final_equity}")
-    print(f"  summary identical: {same_summary}; trades identical: {same_trades};"
-          f" fill ids identical: {same_fills}")  # fmt: skip
     ok = same_summary and same_trades and same_fills
-    print("PASS" if ok else "DIFFERENT")
-    return 0 if ok else 1
+    scenario = f"journal replay, {bars:,} bars, {records:,} records, {size / 2**20:.1f} MB"
+    return [
+        row(
+            "5",
+            scenario,
+            "replay time",
+            round(replay_seconds, 2),
+            "s",
+            reference="backtest with journal",
+            reference_value=round(run_seconds, 2),
+            ratio=replay_seconds / run_seconds,
+        ),
+        row(
+            "5",
+            scenario,
+            "identical report (summary, trades, fill ids)",
+            ok,
+            "",
+            met=ok,
+            note=f"final equity {original.final_equity} / {replayed.final_equity}",
+        ),
+    ]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """This scenario's own options."""
+    parser.add_argument("--bars", type=int, help="bars (default 1,000,000)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run and print the rows."""
+    return scenario_main(__doc__ or "", measure, add_arguments, argv)
 
 
 if __name__ == "__main__":

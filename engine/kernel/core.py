@@ -380,6 +380,43 @@ class Kernel(KernelQueries):
 
         return run
 
+    def stepper(
+        self, symbol: str, columns: Sequence[Any], offset: int = 0
+    ) -> Callable[[int], None]:
+        """One bar at a time: ``step(j)`` processes row ``j`` of ``columns`` (bar
+        ``offset + j``) exactly as :meth:`runner` does. Merged runs over several
+        instruments call it once per event: no slicing, the shared clock set."""
+        st = self.streams[symbol]
+        view = st.view
+        ts, o, h, lo, c, v = columns
+        inst = st.instrument
+        kernel = self
+        broker_on_bar = self._broker_on_bar or _ignore_bar
+        resting_of = getattr(self.broker, "resting", None)
+        resting: Sized
+        if self._broker_on_bar is None:
+            resting = ()
+        elif resting_of is None:
+            resting = _ALWAYS
+        else:
+            resting = resting_of(symbol)
+        on_bar = _fan_out(tuple(s.on_bar for s in st.strategies))
+
+        def step(j: int) -> None:
+            kernel._clock = view
+            view.index = offset + j
+            view.ts = ts[j]
+            view.open = o[j]
+            view.high = h[j]
+            view.low = lo[j]
+            view.close = c[j]
+            view.volume = v[j]
+            if resting:
+                broker_on_bar(inst, view)
+            on_bar(view)
+
+        return step
+
     def _skipping_runner(
         self,
         view: Any,

@@ -51,22 +51,22 @@ def _run_until_due(kernel: Kernel, run: Any, ts: Any, start: int, stop: int, off
 
 
 class _Events:
-    """Runs merged events ``a:b`` of one chunk, each through its stream's runner."""
+    """Runs merged events ``a:b`` of one chunk, each through its stream's stepper
+    (``rows[e]``: the event's row in its stream's columns for the chunk)."""
 
-    def __init__(self, slots: list[int], indices: list[int], runners: list[Any], lows: list[int]):
-        self.slots, self.indices, self.runners, self.lows = slots, indices, runners, lows
+    def __init__(self, slots: list[int], rows: list[int], steps: list[Any]):
+        self.slots, self.rows, self.steps = slots, rows, steps
 
     def __call__(self, a: int, b: int) -> None:
-        runners, lows = self.runners, self.lows
-        for k, i in zip(self.slots[a:b], self.indices[a:b], strict=True):
-            j = i - lows[k]
-            runners[k](j, j + 1)
+        steps = self.steps
+        for k, j in zip(self.slots[a:b], self.rows[a:b], strict=True):
+            steps[k](j)
 
 
 def backtest_chunks(
     kernel: Kernel,
     series: Mapping[str, BarSeries],
-    chunk: int = CHUNK,
+    chunk: int | None = None,
     active: Mapping[str, Sequence[int]] | None = None,
 ) -> Iterator[int]:
     """Run every bar through the kernel in time order, yielding the number of bars
@@ -74,7 +74,9 @@ def backtest_chunks(
     notebook's event loop breathe), and once at the end.
 
     With several instruments, bars are merged by timestamp; ties keep the
-    instruments' configured order, so runs are deterministic. ``active`` (one
+    instruments' configured order, so runs are deterministic. ``chunk``: bars (or
+    merged events) converted at a time; by default :data:`CHUNK`, scaled with the
+    number of instruments for merged runs. ``active`` (one
     instrument only): the bars where its strategies can act, for the vectorised
     mode (see :meth:`Kernel.runner`).
     """
@@ -98,6 +100,7 @@ def backtest_chunks(
         symbol = symbols[0]
         s = series[symbol]
         n = len(s)
+        chunk = chunk or CHUNK
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             run = kernel.runner(symbol, _columns(s, start, stop), start)
@@ -115,20 +118,23 @@ def backtest_chunks(
     slots, indices, merged_ts = slot[order], index[order], ts[order]
     n = len(order)
     start = 0
+    # each chunk converts a slice of every instrument's columns: enough events per
+    # instrument to amortise that, still a bounded number of Python objects
+    chunk = chunk or min(max(CHUNK, 512 * len(symbols)), 1 << 17)
     while start < n:
         stop = min(start + chunk, n)
         if stop < n:  # never split events that share a timestamp across chunks
             stop = int(np.searchsorted(merged_ts, merged_ts[stop - 1], side="right"))
         cs, ci = slots[start:stop], indices[start:stop]
-        runners: list[Any] = []
-        lows: list[int] = []
+        steps: list[Any] = []
+        lows = np.zeros(len(symbols), dtype=np.int64)
         for k, symbol in enumerate(symbols):
             mine = ci[cs == k]
             lo = int(mine[0]) if len(mine) else 0
             hi = int(mine[-1]) + 1 if len(mine) else 0
-            runners.append(kernel.runner(symbol, _columns(series[symbol], lo, hi), lo))
-            lows.append(lo)
-        events = _Events(cs.tolist(), ci.tolist(), runners, lows)
+            steps.append(kernel.stepper(symbol, _columns(series[symbol], lo, hi), lo))
+            lows[k] = lo
+        events = _Events(cs.tolist(), (ci - lows[cs]).tolist(), steps)
         _run_until_due(kernel, events, merged_ts, start, stop, start)
         if stop - reported >= REPORT_EVERY or stop == n:
             reported = stop

@@ -236,3 +236,34 @@ def test_a_bad_mask_names_the_strategy(make_engine: Callable[..., Engine]) -> No
     engine.register(P(), "bad")
     with pytest.raises(DataError, match=r"strategies\.mine.*outside 0\.\.499"):
         engine.backtest_sync()
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 0])
+def test_merged_runs_do_not_depend_on_the_chunk_size(
+    make_engine: Callable[..., Engine], chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several instruments merged by time, stepped event by event: any chunk size
+    (events sharing a timestamp are never split) gives the same run."""
+    import engine.kernel.loops as loops
+
+    config = base(900, 4, {"type": "random_trader", "seed": 5, "instrument": "A"})
+    config["instruments"] = [
+        {"symbol": s, "tick_size": "0.01", "lot_size": "0.001"} for s in ("A", "B", "C")
+    ]
+    config["strategies"] += [
+        {"type": "sma_crossover", "fast": 3, "slow": 9, "instrument": "B", "id": "b"},
+        {"type": "random_trader", "seed": 9, "instrument": "C", "id": "c", "mask": True},
+    ]
+    config |= copy.deepcopy(RISK)
+    expected, _, result = run_both(make_engine, config)
+    assert {f.instrument for f in result.fill_records} == {"A", "B", "C"}
+    if chunk:
+        monkeypatch.setattr(loops, "CHUNK", chunk)
+        original = loops.backtest_chunks
+
+        def small(*args: Any, **kwargs: Any) -> Any:
+            return original(*args, **{**kwargs, "chunk": chunk})
+
+        monkeypatch.setattr("engine.engine.backtest_chunks", small)
+    bar_by_bar, vectorised, _ = run_both(make_engine, config)
+    assert bar_by_bar == expected and vectorised == expected
