@@ -89,6 +89,16 @@ if TYPE_CHECKING:
         Strategy,
         ValidationRule,
     )
+    from engine.research.sweep import SweepResult
+    from engine.research.tasks import (
+        RunOutcome,
+        SweepJob,
+        SweepTask,
+        WorkerPayload,
+        prime_worker,
+        run_task,
+    )
+    from engine.research.walkforward import WalkForwardResult
     from engine.results import RunResult, Stats
     from engine.spans import Span
     from engine.telemetry import log_operation
@@ -131,6 +141,16 @@ _EXPORTS = {
     "engine.journal.sqlite": ["SqliteJournal", "SqliteJournalConfig"],
     "engine.kernel": ["BarView", "Denial", "PipelineContext", "StrategyContext", "TradingState"],
     "engine.metrics": ["MetricKind", "MetricRecord", "Metrics"],
+    "engine.research.sweep": ["SweepResult"],
+    "engine.research.tasks": [
+        "RunOutcome",
+        "SweepJob",
+        "SweepTask",
+        "WorkerPayload",
+        "prime_worker",
+        "run_task",
+    ],
+    "engine.research.walkforward": ["WalkForwardResult"],
     "engine.spans": ["Span"],
     "engine.telemetry": ["log_operation"],
     "engine.venue": ["VenueFill", "VenueOrder", "VenueSnapshot"],
@@ -241,6 +261,7 @@ __all__ = [
     "Recovery",
     "Reduce",
     "RiskLimitError",
+    "RunOutcome",
     "RunResult",
     "RuntimeDecision",
     "RuntimeGuard",
@@ -253,6 +274,9 @@ __all__ = [
     "Stats",
     "Strategy",
     "StrategyContext",
+    "SweepJob",
+    "SweepResult",
+    "SweepTask",
     "Trade",
     "TradingState",
     "ValidationError",
@@ -260,6 +284,8 @@ __all__ = [
     "VenueFill",
     "VenueOrder",
     "VenueSnapshot",
+    "WalkForwardResult",
+    "WorkerPayload",
     "__version__",
     "bars_from_table",
     "between",
@@ -270,7 +296,9 @@ __all__ = [
     "non_negative",
     "parse_interval",
     "positive",
+    "prime_worker",
     "run_sync",
+    "run_task",
 ]
 
 

@@ -594,5 +594,295 @@ def config_check(ctx: click.Context, file: Path, show: bool) -> None:
     click.echo(f"{file}: OK ({len(cfg.instruments)} instrument(s); strategies: {strategies})")
 
 
+# -- research: sweeps and walk-forward -------------------------------------------------
+
+
+def _research_options(func: F) -> F:
+    """Options ``engine sweep`` and ``engine walkforward`` share."""
+    options = [
+        click.option(
+            "--grid",
+            "-g",
+            "grid",
+            multiple=True,
+            metavar="PATH=VALUES",
+            help="A parameter and its values (repeatable): strategy.fast=5..20:5 (an"
+            " inclusive range with a step), strategy.slow=20,30,50 (a list) or one value."
+            " PATH is SECTION.KEY, SECTION[N].KEY or SECTION.NAME.KEY (docs/sweeps.md).",
+        ),
+        click.option(
+            "--random",
+            "samples",
+            type=int,
+            help="Draw this many random combinations instead of the whole grid"
+            " (a range without a step is drawn uniformly).",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help="Seed of --random."),
+        click.option(
+            "--executor",
+            "-e",
+            help="sequential, local (a process pool: the default with more than one core)"
+            " or a plugin's (dask). Default: [sweep] executor.",
+        ),
+        click.option(
+            "--workers",
+            "-w",
+            type=int,
+            help="Worker processes (default: [sweep] workers, else one per core).",
+        ),
+        click.option(
+            "--metric",
+            "-m",
+            help="The statistic that ranks runs (default: [sweep] metric, sharpe).",
+        ),
+        click.option(
+            "--minimize", is_flag=True, default=None, help="Lower values of the metric are better."
+        ),
+        click.option("--no-progress", is_flag=True, help="No progress bar."),
+        click.option(
+            "--json", "as_json", is_flag=True, help="Print the summary as JSON instead of tables."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_with_progress(label: str, show: bool, work: Callable[[Any], Any]) -> Any:
+    """Run ``work(progress)`` under a rich progress bar of runs (or none)."""
+    if not show:
+        return work(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def progress(done: int, total: int, failed: int) -> None:
+            text = f"{label} ({failed} failed)" if failed else label
+            bar.update(task, completed=done, total=total, description=text)
+
+        return work(progress)
+
+
+def _worker_log_level(ctx: click.Context, eng: Engine) -> str:
+    return str(ctx.find_root().params.get("log_level") or eng.config.logging.level)
+
+
+def _failures_table(failures: Any, params: tuple[str, ...]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"{len(failures)} failed run(s)")
+    for col in ("run", *params, "error"):
+        table.add_column(col, overflow="fold")
+    for row in failures.to_dict("records"):
+        table.add_row(*(str(row.get(c)) for c in ("run", *params, "error")))
+    return table
+
+
+def _frame_table(title: str, frame: Any, columns: list[str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right")
+    for row in frame[columns].to_dict("records"):
+        table.add_row(*(_cell(row[c]) for c in columns))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:,.4g}"
+    return str(value)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@_research_options
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Record each run here as it finishes (running the same sweep again skips"
+    " them) and write results.parquet, results.csv, failures.csv, summary.json and,"
+    " for two parameters, heatmap.png.",
+)
+@click.option("--top", type=int, help="Rows of the best-runs table (default: [sweep] top, 10).")
+@click.pass_context
+@user_errors
+def sweep(
+    ctx: click.Context,
+    config: Path,
+    grid: tuple[str, ...],
+    samples: int | None,
+    seed: int,
+    executor: str | None,
+    workers: int | None,
+    metric: str | None,
+    minimize: bool | None,
+    no_progress: bool,
+    as_json: bool,
+    output: Path | None,
+    top: int | None,
+) -> None:
+    """Backtest CONFIG once per combination of the --grid parameters (or --random
+    draws) and print the best runs.
+
+    Each run is a full backtest with its own plugins, on the chosen executor; a run
+    that fails is listed with its parameters and the sweep goes on. The table has
+    one row per run, sorted by run number, the same on every executor.
+    """
+    from rich.console import Console
+
+    from engine.research.sweep import run_sweep
+
+    eng = _engine(ctx, config)
+    eng.check()
+
+    def work(progress: Any) -> Any:
+        return run_sweep(
+            eng,
+            list(grid),
+            samples=samples,
+            seed=seed,
+            executor=executor,
+            workers=workers,
+            metric=metric,
+            minimize=minimize,
+            top=top,
+            output=output,
+            progress=progress,
+            log_level=_worker_log_level(ctx, eng),
+        )
+
+    result = _run_with_progress("sweep", not (no_progress or as_json), work)
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2, default=str))
+    else:
+        console = Console()
+        if len(result.results):
+            best = result.best()
+            stats = [result.metric] + [
+                c
+                for c in ("total_return", "sharpe", "max_drawdown", "trades")
+                if c in best.columns and c != result.metric
+            ]
+            order = "lowest" if result.minimize else "highest"
+            title = f"best {len(best)} of {result.runs} runs by {result.metric} ({order} first)"
+            console.print(_frame_table(title, best, ["run", *result.params, *stats]))
+        if len(result.failures):
+            console.print(_failures_table(result.failures, result.params))
+        where = f", {result.resumed} resumed from {output}" if result.resumed else ""
+        console.print(
+            f"{result.runs} runs: {len(result.results)} succeeded, {len(result.failures)} failed;"
+            f" computed {result.computed}{where}; {result.wall_seconds:.1f}s on {result.executor}"
+        )
+        if output is not None:
+            console.print(f"wrote {output}")
+    if not len(result.results):
+        click.secho("every run failed", fg="red", err=True)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False, path_type=Path))
+@_research_options
+@click.option(
+    "--windows", "n_windows", type=int, default=5, show_default=True, help="Out-of-sample windows."
+)
+@click.option(
+    "--in-sample",
+    type=float,
+    default=4.0,
+    show_default=True,
+    help="In-sample length, as a multiple of the out-of-sample length (rolling windows).",
+)
+@click.option("--anchored", is_flag=True, help="Every in-sample window starts at the first bar.")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Record runs here (running again resumes) and write windows.csv, in_sample.parquet,"
+    " oos_equity.csv, summary.json and walkforward.png.",
+)
+@click.pass_context
+@user_errors
+def walkforward(
+    ctx: click.Context,
+    config: Path,
+    grid: tuple[str, ...],
+    samples: int | None,
+    seed: int,
+    executor: str | None,
+    workers: int | None,
+    metric: str | None,
+    minimize: bool | None,
+    no_progress: bool,
+    as_json: bool,
+    n_windows: int,
+    in_sample: float,
+    anchored: bool,
+    output: Path | None,
+) -> None:
+    """Walk-forward optimisation of CONFIG: for each window, the best --grid
+    combination on the in-sample bars runs on the out-of-sample bars that follow.
+
+    Prints the chosen parameters and out-of-sample results per window and the
+    stitched out-of-sample return.
+    """
+    from rich.console import Console
+
+    from engine.research.walkforward import run_walk_forward
+
+    eng = _engine(ctx, config)
+    eng.check()
+
+    def work(progress: Any) -> Any:
+        return run_walk_forward(
+            eng,
+            list(grid),
+            n_windows=n_windows,
+            in_sample=in_sample,
+            anchored=anchored,
+            samples=samples,
+            seed=seed,
+            executor=executor,
+            workers=workers,
+            metric=metric,
+            minimize=minimize,
+            output=output,
+            progress=progress,
+            log_level=_worker_log_level(ctx, eng),
+        )
+
+    result = _run_with_progress("walk-forward", not (no_progress or as_json), work)
+    if as_json:
+        click.echo(json.dumps(result.summary(), indent=2, default=str))
+        return
+    frame = result.windows.copy()
+    for col in ("oos_start", "oos_end"):
+        frame[col] = frame[col].map(lambda t: t.strftime("%Y-%m-%d %H:%M"))
+    columns = ["window", "oos_start", "oos_end", *result.params, f"is_{result.metric}"]
+    columns += [c for c in ("oos_total_return", "oos_sharpe", "oos_trades") if c in frame]
+    console = Console()
+    console.print(_frame_table("walk-forward windows", frame, columns))
+    for row in result.windows.to_dict("records"):
+        if row.get("error"):
+            console.print(f"[red]window {row['window']}: {row['error']}[/]")
+    console.print(
+        f"out-of-sample: total return {result.total_return:+.2%}, max drawdown"
+        f" {result.max_drawdown:.2%}; {result.computed} runs computed, {result.resumed}"
+        f" resumed; {result.wall_seconds:.1f}s on {result.executor}"
+    )
+    if output is not None:
+        console.print(f"wrote {output}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -741,6 +741,97 @@ class Engine:
             )
         return {i.symbol: data[i.symbol] for i in run.instruments}
 
+    # -- research: sweeps and walk-forward (engine.research) -----------------------------
+
+    async def sweep(
+        self,
+        params: Any,
+        *,
+        samples: int | None = None,
+        seed: int = 0,
+        executor: str | None = None,
+        workers: int | None = None,
+        metric: str | None = None,
+        minimize: bool | None = None,
+        output: str | os.PathLike[str] | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
+    ) -> Any:
+        """Backtest every combination of ``params`` and gather one table
+        (:class:`~engine.research.sweep.SweepResult`).
+
+        ``params`` maps config paths to values: ``{"strategy.fast": "5..20:5",
+        "strategy.slow": [20, 30, 50]}`` (or ``["strategy.fast=5..20:5", ...]``).
+        With ``samples`` it draws that many random combinations with ``seed``.
+        ``executor`` and ``workers`` override ``[sweep]``; with ``output`` the runs
+        are recorded there as they finish (running again skips them) and the tables
+        and heatmap are written. ``progress(done, total, failed)`` follows the runs.
+        The sweep runs in a thread, so a notebook's event loop stays free.
+        """
+        from engine.research.sweep import run_sweep
+
+        return await asyncio.to_thread(
+            run_sweep,
+            self,
+            params,
+            samples=samples,
+            seed=seed,
+            executor=executor,
+            workers=workers,
+            metric=metric,
+            minimize=minimize,
+            output=None if output is None else Path(output),
+            progress=progress,
+        )
+
+    def sweep_sync(self, params: Any, **options: Any) -> Any:
+        """:meth:`sweep` for scripts."""
+        from engine.research.sweep import run_sweep
+
+        return run_sweep(self, params, **options)
+
+    async def walk_forward(
+        self,
+        params: Any,
+        *,
+        windows: int = 5,
+        in_sample: float = 4.0,
+        anchored: bool = False,
+        executor: str | None = None,
+        workers: int | None = None,
+        metric: str | None = None,
+        minimize: bool | None = None,
+        output: str | os.PathLike[str] | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
+    ) -> Any:
+        """Walk-forward optimisation over ``windows`` out-of-sample windows, each
+        after an in-sample window ``in_sample`` times as long (all earlier bars when
+        ``anchored``): the best of ``params`` in sample runs out of sample
+        (:class:`~engine.research.walkforward.WalkForwardResult`)."""
+        from engine.research.walkforward import run_walk_forward
+
+        return await asyncio.to_thread(
+            run_walk_forward,
+            self,
+            params,
+            n_windows=windows,
+            in_sample=in_sample,
+            anchored=anchored,
+            executor=executor,
+            workers=workers,
+            metric=metric,
+            minimize=minimize,
+            output=None if output is None else Path(output),
+            progress=progress,
+        )
+
+    def walk_forward_sync(self, params: Any, **options: Any) -> Any:
+        """:meth:`walk_forward` for scripts (``windows=`` is ``n_windows=`` here)."""
+        from engine.research.walkforward import run_walk_forward
+
+        if "windows" in options:
+            options["n_windows"] = options.pop("windows")
+        return run_walk_forward(self, params, **options)
+
     async def run(
         self,
         *,

@@ -140,6 +140,25 @@ def _format_exc(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+#: (name, version) of the distribution installed at a path: reading a distribution's
+#: metadata parses its METADATA file, which costs more than the rest of loading
+#: (every engine of a sweep loads the entry points again)
+_DISTRIBUTIONS: dict[str, tuple[str | None, str | None]] = {}
+
+
+def _distribution(ep: EntryPoint) -> tuple[str | None, str | None]:
+    if ep.dist is None:
+        return None, None
+    path = getattr(ep.dist, "_path", None)
+    key = str(path) if path is not None else None
+    if key is not None and key in _DISTRIBUTIONS:
+        return _DISTRIBUTIONS[key]
+    facts = (ep.dist.name, ep.dist.version)
+    if key is not None:
+        _DISTRIBUTIONS[key] = facts
+    return facts
+
+
 class PluginManager:
     """Loads, isolates, lists and queries the plugins of one engine."""
 
@@ -172,8 +191,7 @@ class PluginManager:
             self._load_entry_point(ep)
 
     def _load_entry_point(self, ep: EntryPoint) -> None:
-        dist = ep.dist.name if ep.dist is not None else None
-        version = ep.dist.version if ep.dist is not None else None
+        dist, version = _distribution(ep)
         builtin = dist == CORE_DISTRIBUTION
         base: dict[str, Any] = {"distribution": dist, "version": version, "builtin": builtin}
         s = self.settings
@@ -279,6 +297,13 @@ class PluginManager:
         self._register(obj, name)
         self._infos[name] = PluginInfo(name=name, status="registered", hooks=self._hooks_of(name))
         return name
+
+    def registered(self) -> dict[str, object]:
+        """The ad-hoc plugins (:meth:`register`), by name, in registration order: what
+        a sweep sends its workers, which find entry-point plugins themselves."""
+        self.load()
+        names = [i.name for i in self._infos.values() if i.status == "registered"]
+        return {n: p for n in names if (p := self._pm.get_plugin(n)) is not None}
 
     def unregister(self, name: str) -> None:
         """Remove a plugin registered under ``name``."""

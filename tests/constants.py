@@ -4,6 +4,7 @@
 BUILTINS = frozenset(
     {
         "csv",
+        "executors",
         "faults",
         "filters",
         "guards",
