@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +20,17 @@ ENGINE = str(Path(sys.executable).with_name("engine"))
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """pip install the tiny and the broken plugin packages into a private folder."""
     target = tmp_path_factory.mktemp("site")
-    for package in (
+    sources = tmp_path_factory.mktemp("sources")
+    for folder in (
         DATA / "tiny_plugin",
         DATA / "broken_plugin",
         ROOT / "examples" / "guard-plugin",
     ):
+        # a clean copy: building in place would leave build/ and *.egg-info in the checkout
+        package = sources / folder.name
+        shutil.copytree(
+            folder, package, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+        )
         subprocess.run(
             [
                 sys.executable,
