@@ -43,7 +43,10 @@ def run_scenario(name: str, quick: bool) -> tuple[list[dict[str, Any]], int, str
         if quick:
             cmd.append("--quick")
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        rows = json.loads(out.read_text()) if out.exists() else []
+        try:
+            rows = json.loads(out.read_text()) if out.exists() else []
+        except ValueError as exc:  # a scenario that failed while writing its rows
+            return [], proc.returncode or 1, f"{proc.stdout}{proc.stderr}\nrows: {exc}"
         return rows, proc.returncode, proc.stdout + proc.stderr
 
 

@@ -181,6 +181,8 @@ def row(
     note: str = "",
 ) -> dict[str, Any]:
     """One row of the benchmark table (see the module's docstring)."""
+    if ratio is not None:
+        ratio = float(ratio)
     return {
         "target": target,
         "scenario": scenario,
@@ -191,7 +193,7 @@ def row(
         "reference_value": reference_value,
         "ratio": None if ratio is None else round(ratio, 3),
         "limit": limit,
-        "met": met,
+        "met": None if met is None else bool(met),
         "note": note,
     }
 

@@ -128,9 +128,9 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     )
     return [
         row("5", scenario, "bar in -> order at broker, p50", round(p50, 1), "us",
-            limit="< 50 us", met=p50 < 50, note=note),
+            limit="< 50 us", met=bool(p50 < 50), note=note),
         row("5", scenario, "bar in -> order at broker, p99", round(p99, 1), "us",
-            limit="< 250 us", met=p99 < 250),
+            limit="< 250 us", met=bool(p99 < 250)),
         row("5", scenario, "every bar gave an order", len(lat) == events, "",
             met=len(lat) == events and not result.denials),
     ]  # fmt: skip
