@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from engine.feeds import FeedContext
     from engine.journal.sqlite import SqliteJournal, SqliteJournalConfig
     from engine.kernel import BarView, Denial, PipelineContext, StrategyContext, TradingState
-    from engine.metrics import MetricKind, MetricRecord, Metrics
+    from engine.metrics import MetricBatch, MetricKind, MetricRecord, Metrics
     from engine.model import (
         Bar,
         Fill,
@@ -140,7 +140,7 @@ _EXPORTS = {
     ],
     "engine.journal.sqlite": ["SqliteJournal", "SqliteJournalConfig"],
     "engine.kernel": ["BarView", "Denial", "PipelineContext", "StrategyContext", "TradingState"],
-    "engine.metrics": ["MetricKind", "MetricRecord", "Metrics"],
+    "engine.metrics": ["MetricBatch", "MetricKind", "MetricRecord", "Metrics"],
     "engine.research.sweep": ["SweepResult"],
     "engine.research.tasks": [
         "RunOutcome",
@@ -237,6 +237,7 @@ __all__ = [
     "InstrumentKind",
     "Journal",
     "JournalError",
+    "MetricBatch",
     "MetricKind",
     "MetricRecord",
     "Metrics",

@@ -21,6 +21,7 @@ from loguru import logger
 
 from engine import (
     Exporter,
+    MetricBatch,
     MetricRecord,
     MetricsStore,
     hookimpl,
@@ -28,7 +29,6 @@ from engine import (
     parse_interval,
     positive,
 )
-from engine.metrics import MetricBatch
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
