@@ -4,10 +4,11 @@ collected (nothing is counted per event). docs/metrics.md lists them."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from engine.metrics import Labels, MetricKind, Metrics
+from engine.model import OrderState
 
 if TYPE_CHECKING:
     from engine.kernel.core import Kernel
@@ -131,6 +132,17 @@ def _l(**labels: object) -> Labels:
     return found
 
 
+class _InstrumentLabels(dict[str, Labels]):
+    """``instrument=`` labels by symbol, built on first use."""
+
+    def __init__(self, labels: Iterable[Labels]) -> None:
+        super().__init__((dict(x)["instrument"], x) for x in labels)
+
+    def __missing__(self, symbol: str) -> Labels:
+        self[symbol] = found = _l(instrument=symbol)
+        return found
+
+
 def install(metrics: Metrics, kernel: Kernel) -> None:
     """Add the catalogue's collectors for ``kernel`` to ``metrics``."""
     denials: Counter[Labels] = Counter()
@@ -142,42 +154,56 @@ def install(metrics: Metrics, kernel: Kernel) -> None:
     for name, (_kind, _labels, text) in CATALOGUE.items():
         metrics.help[name] = text
 
-    def counters() -> Iterator[tuple[str, MetricKind, Labels, float]]:
-        for d in kernel.pipeline.denials[seen["denials"] :]:
-            denials[_l(stage=d.stage, plugin=d.plugin, reason=d.reason)] += 1
-        seen["denials"] = len(kernel.pipeline.denials)
-        for r in kernel.pipeline.reductions[seen["reductions"] :]:
-            reductions[_l(reason=r.reason)] += 1
-        seen["reductions"] = len(kernel.pipeline.reductions)
-        for f in kernel.fills[seen["fills"] :]:
-            fills[f.instrument] += 1
-        seen["fills"] = len(kernel.fills)
-        for liq in kernel.liquidations[seen["liquidations"] :]:
-            liquidations[liq.instrument] += 1
-        seen["liquidations"] = len(kernel.liquidations)
-        for a in kernel.alerts[seen["alerts"] :]:
-            alerts[a.severity.value] += 1
-        seen["alerts"] = len(kernel.alerts)
-        for symbol, stream in kernel.streams.items():
-            yield "engine_bars_total", C, _l(instrument=symbol), stream.view.index + 1
-        for state, n in kernel.order_counts.items():
-            yield "engine_orders_total", C, _l(state=state.value), n
-        for labels, n in denials.items():
-            yield "engine_denials_total", C, labels, n
-        for labels, n in reductions.items():
-            yield "engine_reductions_total", C, labels, n
-        for symbol, n in fills.items():
-            yield "engine_fills_total", C, _l(instrument=symbol), n
-        for symbol, n in liquidations.items():
-            yield "engine_liquidations_total", C, _l(instrument=symbol), n
-        for severity, n in alerts.items():
-            yield "engine_alerts_total", C, _l(severity=severity), n
-        yield "engine_fees_total", C, (), float(kernel.portfolio.fees)
-        yield "engine_funding_total", C, (), float(kernel.portfolio.funding)
-        yield "engine_alert_failures_total", C, (), kernel.alert_failures
-        yield "engine_illegal_transitions_total", C, (), kernel.illegal_transitions
-        for reason, n in kernel.ignored_fills.items():
-            yield "engine_ignored_fills_total", C, _l(reason=reason), n
+    by_instrument = _InstrumentLabels(_l(instrument=symbol) for symbol in kernel.streams)
+    by_state = {state: _l(state=state.value) for state in OrderState}
+    pipeline = kernel.pipeline
+
+    def counters() -> list[tuple[str, MetricKind, Labels, float]]:
+        # what happened since the last collection, counted once
+        if len(pipeline.denials) > seen["denials"]:
+            for d in pipeline.denials[seen["denials"] :]:
+                denials[_l(stage=d.stage, plugin=d.plugin, reason=d.reason)] += 1
+            seen["denials"] = len(pipeline.denials)
+        if len(pipeline.reductions) > seen["reductions"]:
+            for r in pipeline.reductions[seen["reductions"] :]:
+                reductions[_l(reason=r.reason)] += 1
+            seen["reductions"] = len(pipeline.reductions)
+        if len(kernel.fills) > seen["fills"]:
+            for f in kernel.fills[seen["fills"] :]:
+                fills[f.instrument] += 1
+            seen["fills"] = len(kernel.fills)
+        if len(kernel.liquidations) > seen["liquidations"]:
+            for liq in kernel.liquidations[seen["liquidations"] :]:
+                liquidations[liq.instrument] += 1
+            seen["liquidations"] = len(kernel.liquidations)
+        if len(kernel.alerts) > seen["alerts"]:
+            for a in kernel.alerts[seen["alerts"] :]:
+                alerts[a.severity.value] += 1
+            seen["alerts"] = len(kernel.alerts)
+        portfolio = kernel.portfolio
+        out: list[tuple[str, MetricKind, Labels, float]] = [
+            ("engine_bars_total", C, by_instrument[symbol], stream.view.index + 1)
+            for symbol, stream in kernel.streams.items()
+        ]
+        out += [("engine_orders_total", C, by_state[s], n) for s, n in kernel.order_counts.items()]
+        out += [("engine_denials_total", C, labels, n) for labels, n in denials.items()]
+        out += [("engine_reductions_total", C, labels, n) for labels, n in reductions.items()]
+        out += [("engine_fills_total", C, by_instrument[s], n) for s, n in fills.items()]
+        out += [
+            ("engine_liquidations_total", C, by_instrument[s], n) for s, n in liquidations.items()
+        ]
+        out += [("engine_alerts_total", C, _l(severity=v), n) for v, n in alerts.items()]
+        out += [
+            ("engine_fees_total", C, (), float(portfolio.fees)),
+            ("engine_funding_total", C, (), float(portfolio.funding)),
+            ("engine_alert_failures_total", C, (), kernel.alert_failures),
+            ("engine_illegal_transitions_total", C, (), kernel.illegal_transitions),
+        ]
+        out += [
+            ("engine_ignored_fills_total", C, _l(reason=r), n)
+            for r, n in kernel.ignored_fills.items()
+        ]
+        return out
 
     def gauges() -> Iterator[tuple[str, MetricKind, Labels, float]]:
         portfolio = kernel.portfolio
