@@ -685,12 +685,23 @@ def _failures_table(failures: Any, params: tuple[str, ...]) -> Any:
     return table
 
 
+def _short(columns: list[str]) -> dict[str, str]:
+    """Column headers: a parameter path by its last key when that is unambiguous."""
+    last = [c.rsplit(".", 1)[-1] for c in columns]
+    return {c: (k if last.count(k) == 1 else c) for c, k in zip(columns, last, strict=True)}
+
+
 def _frame_table(title: str, frame: Any, columns: list[str]) -> Any:
     from rich.table import Table
 
     table = Table(title=title)
+    headers = _short(columns)
     for col in columns:
-        table.add_column(col, justify="right")
+        table.add_column(
+            headers[col].replace("_", " "),
+            justify="right",
+            min_width=len(_cell(frame[col].iloc[0])) if len(frame) else None,
+        )
     for row in frame[columns].to_dict("records"):
         table.add_row(*(_cell(row[c]) for c in columns))
     return table
@@ -698,7 +709,7 @@ def _frame_table(title: str, frame: Any, columns: list[str]) -> Any:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return "n/a" if value != value else f"{value:,.4g}"
+        return "n/a" if value != value else f"{value:,.3g}"
     return str(value)
 
 
@@ -866,9 +877,8 @@ def walkforward(
         click.echo(json.dumps(result.summary(), indent=2, default=str))
         return
     frame = result.windows.copy()
-    for col in ("oos_start", "oos_end"):
-        frame[col] = frame[col].map(lambda t: t.strftime("%Y-%m-%d %H:%M"))
-    columns = ["window", "oos_start", "oos_end", *result.params, f"is_{result.metric}"]
+    frame["oos_start"] = frame["oos_start"].map(lambda t: t.strftime("%Y-%m-%d"))
+    columns = ["window", "oos_start", *result.params, f"is_{result.metric}"]
     columns += [c for c in ("oos_total_return", "oos_sharpe", "oos_trades") if c in frame]
     console = Console()
     console.print(_frame_table("walk-forward windows", frame, columns))

@@ -333,15 +333,34 @@ def engine_reconciliation_policies() -> list[ReconciliationPolicy]:
 
 @hookspec
 def engine_executors() -> list[Executor]:
-    """Executors that run many backtests (parameter sweeps).
+    """Executors that run a sweep's backtests (``engine sweep``, ``engine walkforward``).
+
+    ``factory(options)`` gets the structured ``[sweep.NAME]`` table (an instance of
+    ``config_type``, or ``None``) and returns an object whose ``run(job)`` yields one
+    :class:`~engine.RunOutcome` per task of the :class:`~engine.SweepJob`, in any
+    order, and may have ``close()``. Each task runs as ``run_task(task, payload)``
+    in a worker: a full backtest with its own plugin manager, which never raises (a
+    failing run comes back as an outcome with its error). Send ``job.payload`` (the
+    sweep's plugins and bars) once per worker, not once per task. The built-ins are
+    ``sequential`` and ``local`` (a process pool); ``engine-plugin-dask`` adds ``dask``.
 
     Example::
 
-        from engine import Executor, hookimpl
+        from engine import Executor, hookimpl, run_task
+
+        class InThisProcess:
+            def __init__(self, options):
+                pass
+            def run(self, job):
+                payload = job.payload.in_process()  # logging left as it is here
+                for task in job.tasks:
+                    yield run_task(task, payload)
 
         @hookimpl
         def engine_executors():
-            return [Executor(name="sequential", factory=SequentialExecutor)]
+            return [Executor(name="here", factory=InThisProcess)]
+
+    Config: ``[sweep] executor = "here"``, or ``engine sweep CONFIG --executor here``.
     """
     raise NotImplementedError
 

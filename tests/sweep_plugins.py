@@ -1,6 +1,6 @@
-"""Plugins the sweep tests register on an engine; they travel to worker processes
-(cloudpickled by reference: this module is importable there, ``tests`` being on the
-path of pytest and of the worker processes it starts)."""
+"""Configs for the sweep tests, and a plugin they register on an engine. The plugin
+travels to worker processes cloudpickled by reference: this module is importable
+there (``tests`` is on the path of pytest and of the worker processes it starts)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,18 @@ from typing import Any
 import attrs
 
 from engine import BarView, Strategy, StrategyContext, hookimpl
+
+#: a small config for sweeps: many runs stay cheap
+SWEEP_CONFIG: dict[str, Any] = {
+    "engine": {"name": "sweep-test", "initial_cash": "100000", "seed": 11},
+    "instruments": [{"symbol": "BTC-USD", "tick_size": "0.01", "lot_size": "0.001"}],
+    "feed": {"type": "synthetic", "bars": 3000, "start_price": "100", "volatility": 0.003},
+    "broker": {"type": "simulated", "fee_bps": "1"},
+    "strategies": [{"type": "sma_crossover", "fast": 5, "slow": 20, "quantity": "1"}],
+}
+
+#: 60 runs: 4 x 15, every one valid (fast < slow)
+GRID_60 = {"strategy.fast": "2..8:2", "strategy.slow": "10..38:2"}
 
 
 @attrs.frozen

@@ -67,6 +67,7 @@ class Ledger:
                     equity=equity,
                     seconds=float(entry.get("seconds", 0.0)),
                     worker=str(entry.get("worker", "")),
+                    cpu_seconds=float(entry.get("cpu_seconds", 0.0)),
                 )
                 if outcome.ok:
                     self.done[outcome.run_id] = outcome
@@ -88,6 +89,7 @@ class Ledger:
             "error": outcome.error,
             "traceback": outcome.traceback,
             "seconds": outcome.seconds,
+            "cpu_seconds": outcome.cpu_seconds,
             "worker": outcome.worker,
         }
         text = json.dumps(entry, default=str)
@@ -114,6 +116,7 @@ class Ledger:
             equity=outcome.equity,
             seconds=outcome.seconds,
             worker=outcome.worker,
+            cpu_seconds=outcome.cpu_seconds,
         )
         if stored.ok:
             self.done[stored.run_id] = stored

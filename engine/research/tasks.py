@@ -130,7 +130,8 @@ class RunOutcome:
     """The result of one task: ``row`` (statistics by name) or ``error`` (one line,
     ``Type: message``, with ``traceback`` for the record). ``equity`` is
     ``(ts, equity)`` when the task asked for it. ``seconds`` is the run's wall time
-    in the worker, ``worker`` the host and process that ran it."""
+    in the worker, ``cpu_seconds`` the CPU time its process spent on it, ``worker``
+    the host and process that ran it."""
 
     run: int
     run_id: str
@@ -141,6 +142,7 @@ class RunOutcome:
     equity: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None = None
     seconds: float = 0.0
     worker: str = ""
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -242,6 +244,7 @@ def run_task(task: SweepTask, payload: WorkerPayload | None = None) -> RunOutcom
     from engine.engine import Engine
 
     started = time.perf_counter()
+    cpu = time.process_time()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     if payload is None:
         if not _PRIMED:
@@ -264,6 +267,7 @@ def run_task(task: SweepTask, payload: WorkerPayload | None = None) -> RunOutcom
             RunOutcome.failed(task, exc, traceback.format_exc()),
             seconds=time.perf_counter() - started,
             worker=worker,
+            cpu_seconds=time.process_time() - cpu,
         )
     equity = (result.curve.ts, result.curve.equity) if task.keep_equity else None
     return RunOutcome(
@@ -274,6 +278,7 @@ def run_task(task: SweepTask, payload: WorkerPayload | None = None) -> RunOutcom
         equity=equity,
         seconds=time.perf_counter() - started,
         worker=worker,
+        cpu_seconds=time.process_time() - cpu,
     )
 
 

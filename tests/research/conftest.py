@@ -1,4 +1,4 @@
-"""Configs for sweep tests: small, so many runs stay cheap."""
+"""Fixtures of the sweep tests."""
 
 from __future__ import annotations
 
@@ -6,17 +6,7 @@ import copy
 from typing import Any
 
 import pytest
-
-SWEEP_CONFIG: dict[str, Any] = {
-    "engine": {"name": "sweep-test", "initial_cash": "100000", "seed": 11},
-    "instruments": [{"symbol": "BTC-USD", "tick_size": "0.01", "lot_size": "0.001"}],
-    "feed": {"type": "synthetic", "bars": 3000, "start_price": "100", "volatility": 0.003},
-    "broker": {"type": "simulated", "fee_bps": "1"},
-    "strategies": [{"type": "sma_crossover", "fast": 5, "slow": 20, "quantity": "1"}],
-}
-
-#: 60 runs: 4 x 15, every one valid (fast < slow)
-GRID_60 = {"strategy.fast": "2..8:2", "strategy.slow": "10..38:2"}
+from sweep_plugins import SWEEP_CONFIG
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ class DaskExecutor:
             threads_per_worker=cfg.threads_per_worker,
             processes=True,
             dashboard_address=cfg.dashboard,
-            silence_logs=logging.WARNING,
+            silence_logs=logging.ERROR,
         )
         return Client(cluster, set_as_default=False), cluster  # type: ignore[no-untyped-call]
 
