@@ -434,6 +434,16 @@ class PaperSection:
     speed: float = field(default=1.0, validator=positive)
 
 
+def _interval_or_bar(_inst: object, _attr: object, value: str) -> None:
+    if value == "bar":
+        return
+    try:
+        parse_interval(value)
+    except ValueError:
+        message = f'expected "bar" or an interval like 1m, 1h or 1d, got {value!r}'
+        raise ValueError(message) from None
+
+
 @frozen
 class BacktestSection:
     """``[backtest]``: how backtests run."""
@@ -445,6 +455,20 @@ class BacktestSection:
     #: instruments, and instruments with a strategy that does not mark its active
     #: bars, are run bar by bar.
     vectorised: bool = False
+    #: read the feed in chunks and keep only a bounded window of bars, so a history of
+    #: any length runs in bounded memory (the feed must offer ``chunks()``, as
+    #: ``parquet`` does). Trades, fills, denials and final figures are exactly those of
+    #: the in-memory run; the equity curve keeps one point per ``equity_interval``.
+    #: Streamed runs visit every bar (``vectorised`` does not apply).
+    stream: bool = False
+    #: streamed runs: bars read from the feed at a time, per instrument
+    chunk_bars: int = field(default=262_144, validator=positive)
+    #: streamed runs: bars kept before each chunk for checks that look back
+    #: (``ctx.history``, ``ctx.window_sum``); asking for more is an error
+    history_bars: int = field(default=10_000, validator=positive)
+    #: streamed runs: the equity curve keeps the last bar of each interval of engine
+    #: time (``"bar"``: every bar, whose memory grows with the run)
+    equity_interval: str = field(default="1h", validator=_interval_or_bar)
 
 
 @frozen

@@ -46,7 +46,8 @@ from engine.model import Instrument, Portfolio
 from engine.plugins import PluginManager, PluginSettings
 from engine.records import HealthReport, Severity
 from engine.resilience import BreakerState, PolicyRegistry, install_stamina_hooks, set_registry
-from engine.results import RunResult, equity_curve
+from engine.results import EquityCurve, RunResult, equity_curve
+from engine.streaming import backtest_streamed
 
 __all__ = ["Engine", "FeedContext", "Progress"]
 
@@ -512,8 +513,17 @@ class Engine:
         return series
 
     def _result(
-        self, run: _Run, mode: str, series: Mapping[str, BarSeries], bars: int, elapsed: float
+        self,
+        run: _Run,
+        mode: str,
+        series: Mapping[str, BarSeries],
+        bars: int,
+        elapsed: float,
+        *,
+        curve: EquityCurve | None = None,
+        final_ts: int | None = None,
     ) -> RunResult:
+        """The run's result; a streamed run gives its own ``curve`` and last time."""
         k = run.kernel
         result = RunResult(
             mode=mode,
@@ -525,7 +535,7 @@ class Engine:
             denials=k.pipeline.denials,
             reductions=k.pipeline.reductions,
             portfolio=k.portfolio,
-            curve=equity_curve(series, k.fills, k.portfolio),
+            curve=equity_curve(series, k.fills, k.portfolio) if curve is None else curve,
             final_marks=k.marks(),
             elapsed_seconds=elapsed,
             series=dict(series),
@@ -538,7 +548,8 @@ class Engine:
             order_counts=k.order_counts,
             spans=k.tracer.spans if k.tracer is not None else [],
         )
-        final_ts = max((int(s.ts[-1]) for s in series.values() if len(s)), default=0)
+        if final_ts is None:
+            final_ts = max((int(s.ts[-1]) for s in series.values() if len(s)), default=0)
         publisher = run.publisher
         result.metrics = (
             publisher.publish(final_ts, final=True)
@@ -670,6 +681,8 @@ class Engine:
         run: _Run | None = None
         try:
             run = await self._build("backtest")
+            if data is None and self.config.backtest.stream:
+                return await backtest_streamed(self, run, progress)
             ctx = self._feed_context("backtest")
             if data is None:
                 series = {i.symbol: await self._load(run.feed, i, ctx) for i in run.instruments}

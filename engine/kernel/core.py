@@ -29,6 +29,7 @@ from engine.kernel.operations import OperationBook
 from engine.kernel.pipeline import Denial, OrderPipeline
 from engine.kernel.queries import KernelQueries
 from engine.kernel.trading import StateChange, TradingState, TradingStateMachine
+from engine.kernel.window import HistoryWindow
 from engine.model import (
     TERMINAL_ORDER_STATES,
     ZERO,
@@ -129,6 +130,7 @@ class Stream:
         "ts",
         "view",
         "volume",
+        "window",
     )
 
     def __init__(self, instrument: Instrument) -> None:
@@ -136,6 +138,9 @@ class Stream:
         self.view = BarView(instrument)
         self.strategies: list[Any] = []
         self.series: BarSeries | None = None
+        #: a streamed backtest's bounded history (engine.kernel.window); it answers
+        #: history() and window_sum() instead of ``series``
+        self.window: HistoryWindow | None = None
         self.ts: list[int] = []
         self.open: list[int] = []
         self.high: list[int] = []
@@ -162,6 +167,8 @@ class Stream:
 
     def history(self, column: str, n: int) -> np.ndarray[Any, Any]:
         """The last ``n`` values of ``column`` up to the current bar."""
+        if self.window is not None:
+            return self.window.history(column, self.view.index, n)
         i = self.view.index
         lo = max(0, i - n + 1)
         if i < 0:
@@ -179,6 +186,8 @@ class Stream:
     def window_sum(self, column: str, n: int) -> float:
         """Sum of the last ``n`` values of ``column`` up to the current bar: O(1) in a
         backtest (a cumulative sum computed once per column)."""
+        if self.window is not None:
+            return self.window.window_sum(column, self.view.index, n)
         i = self.view.index
         if i < 0:
             return 0.0

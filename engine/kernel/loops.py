@@ -68,6 +68,7 @@ def backtest_chunks(
     series: Mapping[str, BarSeries],
     chunk: int | None = None,
     active: Mapping[str, Sequence[int]] | None = None,
+    offsets: Mapping[str, int] | None = None,
 ) -> Iterator[int]:
     """Run every bar through the kernel in time order, yielding the number of bars
     done about every ``REPORT_EVERY`` bars (for progress bars and to let a
@@ -78,8 +79,11 @@ def backtest_chunks(
     merged events) converted at a time; by default :data:`CHUNK`, scaled with the
     number of instruments for merged runs. ``active`` (one
     instrument only): the bars where its strategies can act, for the vectorised
-    mode (see :meth:`Kernel.runner`).
+    mode (see :meth:`Kernel.runner`). ``offsets``: the index of each series' first
+    bar in its instrument's whole history (a streamed backtest runs it chunk by
+    chunk; see :mod:`engine.streaming`).
     """
+    base = {symbol: (offsets or {}).get(symbol, 0) for symbol in series}
     for symbol, s in series.items():
         kernel.streams[symbol].series = s
     symbols = list(series)
@@ -103,7 +107,7 @@ def backtest_chunks(
         chunk = chunk or CHUNK
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            run = kernel.runner(symbol, _columns(s, start, stop), start)
+            run = kernel.runner(symbol, _columns(s, start, stop), start + base[symbol])
             _run_until_due(kernel, run, s.ts, start, stop, start)
             if stop - reported >= REPORT_EVERY or stop == n:
                 reported = stop
@@ -132,7 +136,8 @@ def backtest_chunks(
             mine = ci[cs == k]
             lo = int(mine[0]) if len(mine) else 0
             hi = int(mine[-1]) + 1 if len(mine) else 0
-            steps.append(kernel.stepper(symbol, _columns(series[symbol], lo, hi), lo))
+            cols = _columns(series[symbol], lo, hi)
+            steps.append(kernel.stepper(symbol, cols, lo + base[symbol]))
             lows[k] = lo
         events = _Events(cs.tolist(), (ci - lows[cs]).tolist(), steps)
         _run_until_due(kernel, events, merged_ts, start, stop, start)
