@@ -102,6 +102,11 @@ class Strategy(Component):
     loop then visits only those bars, the bars after which orders rest at the venue
     and the bars where timed work is due, with results identical to the bar-by-bar
     run. Return ``None`` (or nothing) when every bar matters.
+
+    Streamed backtests (``[backtest] stream = true``) never call ``prepare``; they call
+    the optional ``prepare_chunk(series, first)`` with each chunk of the instrument's
+    bars before it runs (``first``: the ``bar.index`` of its first bar). A strategy
+    without it runs bar by bar there, as in paper trading.
     """
 
 
@@ -110,7 +115,12 @@ class Feed(Component):
     """A market-data feed. ``factory(config)`` returns an object with
     ``load(instrument, ctx) -> BarSeries`` (whole history, for backtests) and
     optionally ``stream(instrument, ctx)`` yielding ``BarSeries`` chunks (paper/live).
-    Without ``stream`` the engine replays ``load()`` at the requested speed."""
+    Without ``stream`` the engine replays ``load()`` at the requested speed.
+
+    Streamed backtests (``[backtest] stream = true``) need the optional
+    ``chunks(instrument, ctx, size)``: consecutive ``BarSeries`` chunks of about
+    ``size`` bars covering the whole history, in time order (an iterator or async
+    iterator); ``count(instrument, ctx) -> int``, if cheap, gives the progress total."""
 
 
 @frozen(kw_only=True)
