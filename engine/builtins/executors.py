@@ -14,19 +14,14 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import TYPE_CHECKING
 
 import attrs
 
-from engine import (
-    Executor,
-    RunOutcome,
-    SweepJob,
-    SweepTask,
-    hookimpl,
-    positive,
-    prime_worker,
-    run_task,
-)
+from engine import Executor, hookimpl, positive
+
+if TYPE_CHECKING:  # the sweep machinery (numpy...) loads when a sweep runs, not at listing
+    from engine import RunOutcome, SweepJob, SweepTask
 
 
 class SequentialExecutor:
@@ -37,6 +32,8 @@ class SequentialExecutor:
 
     def run(self, job: SweepJob) -> Iterator[RunOutcome]:
         """Each task's outcome, in order."""
+        from engine import run_task
+
         payload = job.payload.in_process()
         for task in job.tasks:
             yield run_task(task, payload)
@@ -76,6 +73,8 @@ class LocalExecutor:
         """Outcomes as the workers finish them; a task whose worker died comes back
         as a failure (the pool cannot go on: the remaining tasks fail too, and a
         second run of the sweep retries them)."""
+        from engine import RunOutcome, prime_worker, run_task
+
         if not job.tasks:
             return
         workers = max(1, min(job.workers or os.cpu_count() or 1, len(job.tasks)))
