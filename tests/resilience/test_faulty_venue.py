@@ -17,13 +17,16 @@ OUTAGE_START = 4000  # engine seconds after the first bar (bars are one second a
 
 
 class PingPong:
-    """An order every bar, buy and sell in turn; stops 1,000 bars before the end, so
-    the last ones settle (a timed-out submit takes ~100 ms of retries: ~400 bars)."""
+    """An order every bar, buy and sell in turn, for ``BARS - 1000`` bars; then it
+    waits for its last orders to settle (retries of a timed-out submit run on the
+    wall clock, so how many bars that takes depends on the machine's load) and stops
+    the run (``done``)."""
 
     def __init__(self, config: Any) -> None:
         self.n = 0
         self.intents = 0
         self.ctx: Any = None
+        self.done = asyncio.Event()
 
     def on_start(self, ctx: Any) -> None:
         self.ctx = ctx
@@ -31,6 +34,8 @@ class PingPong:
     def on_bar(self, bar: Any) -> None:
         self.n += 1
         if self.n > BARS - 1000:
+            if self.n >= BARS and not self.ctx.open_order_count():
+                self.done.set()
             return
         self.intents += 1
         self.ctx.order(Side.BUY if self.n % 2 else Side.SELL, 1)
@@ -101,9 +106,19 @@ async def test_faults_and_an_outage_lose_and_duplicate_nothing() -> None:
             await asyncio.sleep(0.001)
         venue_box.append(eng.active_run.kernel.broker)
 
+    async def stop_when_settled() -> None:
+        while plugin.strategy is None:
+            await asyncio.sleep(0.001)
+        await plugin.strategy.done.wait()
+        stop.set()
+
+    stop = asyncio.Event()
     watcher = asyncio.create_task(watch())
-    result = await eng.run(speed=4_000.0, max_bars=BARS)
+    stopper = asyncio.create_task(stop_when_settled())
+    # at most 3x the bars: a run whose orders never settle fails the checks below
+    result = await eng.run(speed=4_000.0, max_bars=3 * BARS, stop=stop)
     await watcher
+    stopper.cancel()
     guarded = venue_box[0]
     faulty = guarded.venue
     strategy = plugin.strategy
