@@ -85,8 +85,11 @@ def equity_curve(
     cash = np.where(k > 0, cash_after[np.maximum(k - 1, 0)] if len(fills) else cash0, cash0)
     equity = cash.astype(np.float64)
     invested = np.zeros(times.shape[0], dtype=bool)
+    by_symbol: dict[str, list[Fill]] = {}
+    for f in fills:
+        by_symbol.setdefault(f.instrument, []).append(f)
     for symbol, s in series.items():
-        own = [f for f in fills if f.instrument == symbol]
+        own = by_symbol.get(symbol, [])
         if not own or not len(s):
             continue
         mult = float(portfolio.instruments[symbol].multiplier)

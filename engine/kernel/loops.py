@@ -113,14 +113,21 @@ def backtest_chunks(
                 reported = stop
                 yield stop
         return
+    # the merge order: by time, ties in the instruments' order (compact dtypes: a
+    # merge of 10,000,000 events holds a few arrays of them at once)
     ts = np.concatenate([series[s].ts for s in symbols])
     slot = np.concatenate(
-        [np.full(len(series[s]), k, dtype=np.int64) for k, s in enumerate(symbols)]
+        [np.full(len(series[s]), k, dtype=np.int32) for k, s in enumerate(symbols)]
     )
-    index = np.concatenate([np.arange(len(series[s]), dtype=np.int64) for s in symbols])
     order = np.lexsort((slot, ts))
-    slots, indices, merged_ts = slot[order], index[order], ts[order]
-    n = len(order)
+    merged_ts = ts[order]
+    del ts
+    slots = slot[order]
+    del slot
+    first = np.cumsum([0] + [len(series[s]) for s in symbols[:-1]])
+    indices = (order - first[slots]).astype(np.int32)  # each event's bar in its series
+    del order
+    n = len(merged_ts)
     start = 0
     # each chunk converts a slice of every instrument's columns: enough events per
     # instrument to amortise that, still a bounded number of Python objects
