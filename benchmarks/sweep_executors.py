@@ -3,8 +3,10 @@
 
     python benchmarks/sweep_executors.py [--bars 50000] [--workers 2] [--json]
 
-Each run is a full engine backtest (SMA crossover over ``--bars`` generated one-minute
-bars, its own plugin manager) of the grid ``fast = 2..8:2`` x ``slow = 10..38:2``.
+Each executor's sweep runs in a fresh process of its own (as one ``engine sweep``
+command does). Each run is a full engine backtest (SMA crossover over ``--bars``
+generated one-minute bars, its own plugin manager) of the grid ``fast = 2..8:2`` x
+``slow = 10..38:2``.
 Wall times include starting the executor's workers (a process pool, or a Dask
 LocalCluster) and shipping the bars to them, as a user pays them. The three tables
 must be identical (exit 1 otherwise). The per-run cost is the mean time a worker
@@ -21,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -81,6 +85,17 @@ def measure(executor: str, bars: int, workers: int) -> dict[str, Any]:
     }
 
 
+def in_fresh_process(executor: str, bars: int, workers: int) -> dict[str, Any]:
+    """:func:`measure` in a process of its own, as a user runs one sweep per command:
+    no state of an earlier sweep (imports, caches, heap) weighs on this one."""
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "figures.pickle"
+        cmd = [sys.executable, __file__, "--one", executor, str(out)]
+        subprocess.run([*cmd, "--bars", str(bars), "--workers", str(workers)], check=True)
+        figures: dict[str, Any] = pickle.loads(out.read_bytes())
+        return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the three sweeps and print wall times and speedups."""
     import pandas as pd
@@ -89,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bars", type=int, default=50_000, help="bars per run")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--one", nargs=2, metavar=("EXECUTOR", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    rows = [measure(e, args.bars, args.workers) for e in ("sequential", "local", "dask")]
+    if args.one:  # one sweep in this (fresh) process, its figures pickled to OUT
+        Path(args.one[1]).write_bytes(pickle.dumps(measure(args.one[0], args.bars, args.workers)))
+        return 0
+    rows = [in_fresh_process(e, args.bars, args.workers) for e in ("sequential", "local", "dask")]
     base = rows[0]
     same = all(
         r["table"].equals(base["table"]) and r["failed"] == 0 and r["runs"] == 60 for r in rows
