@@ -6,9 +6,9 @@ The public API is listed in ``__all__``. Names load lazily (PEP 562), so
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
+from engine._lazy import lazy_exports
 from engine.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -303,14 +303,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'engine' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals(), __all__)
