@@ -45,7 +45,13 @@ from engine.metrics import Metrics, Publisher
 from engine.model import Instrument, Portfolio
 from engine.plugins import PluginManager, PluginSettings
 from engine.records import HealthReport, Severity
-from engine.resilience import BreakerState, PolicyRegistry, install_stamina_hooks, set_registry
+from engine.resilience import (
+    BreakerState,
+    PolicyRegistry,
+    get_registry,
+    install_stamina_hooks,
+    set_registry,
+)
 from engine.results import EquityCurve, RunResult, equity_curve
 from engine.streaming import backtest_streamed
 
@@ -76,6 +82,8 @@ class _Run:
     resumed: Any = None
     #: what reconciliation with the venue found after resuming
     reconciliation: Any = None
+    #: this run's resilience policies (the process-wide registry while it runs)
+    registry: Any = None
 
 
 class Engine:
@@ -240,6 +248,7 @@ class Engine:
             {s: ctx.symbol for s, _, ctx in strategies},
             publisher=publisher,
             journal=journal,
+            registry=registry,
         )
 
     def _instruments(self) -> list[Instrument]:
@@ -490,6 +499,8 @@ class Engine:
             await self.plugins.call_lifecycle(
                 "engine_shutdown", fail_fast=False, reverse=True, engine=self
             )
+        if get_registry() is run.registry:  # nothing keeps this run's kernel alive
+            set_registry(None)
 
     async def _load(self, feed: Any, inst: Instrument, ctx: FeedContext) -> BarSeries:
         """One instrument's history from the feed; errors name the feed and symbol."""

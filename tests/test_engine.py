@@ -266,3 +266,22 @@ def test_stop_undoes_only_what_started(make_engine: Callable[..., Engine]) -> No
     with pytest.raises(RuntimeError, match="b cannot start"):
         eng.backtest_sync()
     assert calls == ["start a", "stop a", "shutdown"]
+
+
+def test_a_finished_run_leaves_nothing_alive(make_engine: Callable[..., Engine]) -> None:
+    """Sweeps run hundreds of backtests in one process: a finished run's kernel (and
+    with it its orders, fills and bars) must be freed once its result is dropped."""
+    import gc
+
+    from engine.kernel.core import Kernel
+
+    def alive() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, Kernel))
+
+    before = alive()
+    for _ in range(3):
+        result = make_engine().backtest_sync()
+        assert result.fill_records
+        del result
+    assert alive() == before
