@@ -279,7 +279,7 @@ class Publisher:
     :meth:`flush` (the engine flushes after every chunk of bars and at the end), as a
     :class:`MetricBatch` to sinks with ``write_batch``/``export_batch`` and as one
     ``write``/``export`` call per collection to the others. The values are the same
-    as unbuffered; a collection costs a few microseconds instead of building records.
+    as unbuffered; a collection only computes the values (no records are built).
     """
 
     def __init__(
