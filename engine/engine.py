@@ -36,7 +36,7 @@ from engine.journal.replay import replay
 from engine.kernel.catalogue import install as install_catalogue
 from engine.kernel.compose import compose, scoped
 from engine.kernel.core import Kernel, RuntimeCheck
-from engine.kernel.gcpolicy import quiet_gc
+from engine.kernel.gcpolicy import quiet_gc, settle
 from engine.kernel.loops import backtest_chunks, paper_loop
 from engine.kernel.pipeline import STAGES, CompiledCheck, OrderPipeline
 from engine.kernel.tracing import install_order_tracing
@@ -711,6 +711,7 @@ class Engine:
                         store.commit()
                     if run.publisher:
                         run.publisher.flush()
+                    settle()
                     if progress is not None:
                         progress(done, total)
                     await asyncio.sleep(0)

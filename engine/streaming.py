@@ -39,7 +39,7 @@ from engine.aio import maybe_await
 from engine.config import parse_interval
 from engine.data import BarSeries
 from engine.errors import ConfigError, DataError, EngineError, PluginError, Problem
-from engine.kernel.gcpolicy import quiet_gc
+from engine.kernel.gcpolicy import quiet_gc, settle
 from engine.kernel.loops import backtest_chunks
 from engine.kernel.window import HistoryWindow
 from engine.model import Fill, Portfolio
@@ -310,6 +310,7 @@ async def backtest_streamed(engine: Engine, run: _Run, progress: Progress | None
                     store.commit()
                 if run.publisher:
                     run.publisher.flush()
+                settle()
                 if progress is not None:
                     progress(done + ran, max(total, done + ran))
                 await asyncio.sleep(0)
