@@ -81,9 +81,19 @@ def equity_curve(
         count=len(fills),
     )
     cash_after = cash0 + np.cumsum(flows)
-    k = np.searchsorted(fill_ts, times, side="right")
-    cash = np.where(k > 0, cash_after[np.maximum(k - 1, 0)] if len(fills) else cash0, cash0)
-    equity = cash.astype(np.float64)
+    # arrays as long as the run, made in place where possible (a long run's result
+    # should not need several times its bars' memory)
+    if len(fills):
+        k = np.searchsorted(fill_ts, times, side="right")
+        k -= 1  # the last fill at or before each time; -1: none yet
+        before = k < 0
+        np.maximum(k, 0, out=k)
+        equity = cash_after.take(k)
+        del k
+        equity[before] = cash0
+        del before
+    else:
+        equity = np.full(times.shape[0], cash0, dtype=np.float64)
     invested = np.zeros(times.shape[0], dtype=bool)
     by_symbol: dict[str, list[Fill]] = {}
     for f in fills:
@@ -100,11 +110,29 @@ def equity_curve(
             )
         )
         j = np.searchsorted(f_ts, times, side="right")
-        pos = np.where(j > 0, pos_after[np.maximum(j - 1, 0)], 0.0)
-        ci = np.searchsorted(s.ts, times, side="right") - 1
-        close = np.where(ci >= 0, s.prices("close")[np.maximum(ci, 0)], 0.0)
-        equity += pos * close * mult
+        j -= 1
+        flat = j < 0
+        np.maximum(j, 0, out=j)
+        pos = pos_after.take(j)
+        del j
+        pos[flat] = 0.0
+        del flat
         invested |= pos != 0
+        if times is s.ts:  # one instrument: every time is one of its bars
+            close = s.prices("close")
+        else:
+            ci = np.searchsorted(s.ts, times, side="right")
+            ci -= 1
+            missing = ci < 0
+            np.maximum(ci, 0, out=ci)
+            close = s.prices("close").take(ci)
+            del ci
+            close[missing] = 0.0
+            del missing
+        pos *= close  # (pos * close) * mult, as before, in place
+        del close
+        pos *= mult
+        equity += pos
     return EquityCurve(times, equity, invested)
 
 

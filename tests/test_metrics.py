@@ -187,7 +187,7 @@ def test_buffered_collections_reach_stores_exactly_as_unbuffered(bucket: str) ->
             metrics, [("memory", memory), ("plain", plain)], [], buffered=buffered
         )
         _drive(publisher, metrics, 13)
-        got.append((memory.data, [sorted(map(repr, c)) for c in plain.collections]))
+        got.append((memory.snapshot(), [sorted(map(repr, c)) for c in plain.collections]))
     assert got[0] == got[1]
     assert len(got[1][1]) == 13  # one write per collection for a store without batches
     assert got[1][0][("late_total", (("why", "x"),))]  # the late series is there

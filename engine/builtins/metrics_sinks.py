@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections import deque
+from array import array
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -41,23 +41,67 @@ class MemoryConfig:
     retention: int = attrs.field(default=10_000, validator=positive)
 
 
+class Points:
+    """One series' points, (bucket start, value), in two typed arrays (16 bytes a
+    point, not a tuple of two objects); at most ``retention`` are kept (the oldest
+    are dropped, in batches, so dropping costs nothing per point)."""
+
+    __slots__ = ("retention", "starts", "values")
+
+    def __init__(self, retention: int) -> None:
+        self.retention = retention
+        self.starts = array("q")
+        self.values = array("d")
+
+    def put(self, start: int, value: float) -> None:
+        """The last value of bucket ``start`` (replaces the bucket's earlier one)."""
+        if self.starts and self.starts[-1] == start:
+            self.values[-1] = value
+        else:
+            self.starts.append(start)
+            self.values.append(value)
+            self._trim()
+
+    def extend(self, starts: list[int], values: list[float]) -> None:
+        """Several buckets, in time order (the first may replace the last kept)."""
+        if starts and self.starts and self.starts[-1] == starts[0]:
+            self.starts.pop()
+            self.values.pop()
+        self.starts.extend(starts)
+        self.values.extend(values)
+        self._trim()
+
+    def _trim(self) -> None:
+        extra = len(self.starts) - self.retention
+        if extra > max(self.retention, 1024):  # amortised: at most 2x retention kept
+            del self.starts[: len(self.starts) - self.retention]
+            del self.values[: len(self.values) - self.retention]
+
+    def points(self) -> list[tuple[int, float]]:
+        """The last ``retention`` points, oldest first."""
+        keep = min(len(self.starts), self.retention)
+        first = len(self.starts) - keep
+        return list(zip(self.starts[first:], self.values[first:], strict=True))
+
+
 class MemoryStore:
     """Series of (bucket start, value), the last value of each bucket, bounded."""
 
     def __init__(self, config: MemoryConfig) -> None:
         self.bucket_ns = parse_interval(config.bucket)
         self.retention = config.retention
-        self.data: dict[Key, deque[tuple[int, float]]] = {}
+        self.data: dict[Key, Points] = {}
+
+    def _points(self, key: Key) -> Points:
+        points = self.data.get(key)
+        if points is None:
+            points = self.data[key] = Points(self.retention)
+        return points
 
     def write(self, records: Iterable[MetricRecord]) -> None:
         """Store one collection."""
         for r in records:
-            points = self.data.setdefault((r.name, r.labels), deque(maxlen=self.retention))
-            start = r.ts - r.ts % self.bucket_ns
-            if points and points[-1][0] == start:
-                points[-1] = (start, r.value)
-            else:
-                points.append((start, r.value))
+            self._points((r.name, r.labels)).put(r.ts - r.ts % self.bucket_ns, r.value)
 
     def write_batch(self, batch: MetricBatch) -> None:
         """Store several collections at once (a backtest's): the same points as
@@ -71,19 +115,21 @@ class MemoryStore:
         kept_starts = [starts[i] for i in last]
         kept_rows = [batch.rows[i] for i in last]
         for k, (name, _kind, labels) in enumerate(batch.keys):
-            points = self.data.get((name, labels))
-            if points is None:
-                points = self.data[(name, labels)] = deque(maxlen=self.retention)
             column = [(t, row[k]) for t, row in zip(kept_starts, kept_rows, strict=True)]
-            column = [(t, v) for t, v in column if v is not None]
-            if column and points and points[-1][0] == column[0][0]:
-                points.pop()
-            points.extend(column)  # type: ignore[arg-type]
+            present = [(t, v) for t, v in column if v is not None]
+            self._points((name, labels)).extend(
+                [t for t, _ in present], [v for _, v in present if v is not None]
+            )
 
     def series(self, name: str, **labels: object) -> list[tuple[int, float]]:
         """The points of one series (labels must match exactly)."""
         key = (name, tuple(sorted((k, str(v)) for k, v in labels.items())))
-        return list(self.data.get(key, ()))
+        points = self.data.get(key)
+        return points.points() if points is not None else []
+
+    def snapshot(self) -> dict[Key, list[tuple[int, float]]]:
+        """Every series' points, by (name, labels)."""
+        return {key: points.points() for key, points in self.data.items()}
 
 
 @attrs.frozen

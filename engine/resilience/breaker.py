@@ -62,7 +62,6 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, TypeVar, overload
 
-import aiobreaker  # type: ignore[import-untyped]
 from loguru import logger
 
 from engine.aio import maybe_await
@@ -121,6 +120,14 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+def _aiobreaker() -> Any:
+    """The aiobreaker module, imported when the first breaker is made (it imports
+    redis: a run without a breaker does not pay for it)."""
+    import aiobreaker  # type: ignore[import-untyped]
+
+    return aiobreaker
+
+
 class _Bridge:
     """aiobreaker listener forwarding state changes to the owning breaker."""
 
@@ -177,7 +184,7 @@ class CircuitBreaker:
         #: half-open trial calls let through so far
         self.trial_calls = 0
         with _quiet():
-            self._breaker = aiobreaker.CircuitBreaker(
+            self._breaker = _aiobreaker().CircuitBreaker(
                 fail_max=fail_max,
                 timeout_duration=_NEVER,
                 exclude=[self._excluded],
@@ -294,7 +301,7 @@ class CircuitBreaker:
         try:
             with _quiet():
                 self._breaker.call(replay)
-        except aiobreaker.CircuitBreakerError:
+        except _aiobreaker().CircuitBreakerError:
             pass  # "this failure opened the circuit": the caller gets the original error
         except Exception as err:
             if err is not exc:

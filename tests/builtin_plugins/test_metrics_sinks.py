@@ -78,3 +78,12 @@ def test_log_exporter_writes_one_json_line_per_collection() -> None:
     (line,) = lines
     payload = json.loads(line.removeprefix("metrics "))
     assert payload == {"ts": 5, "metrics": {"eq": 10.0, "pos{instrument=A}": 1.0}}
+
+
+def test_memory_store_stays_bounded_over_a_long_run() -> None:
+    store = MemoryStore(MemoryConfig(bucket="1m", retention=5))
+    for k in range(5000):
+        store.write([rec("x", float(k), k * MIN)])
+    assert store.series("x") == [(k * MIN, float(k)) for k in range(4995, 5000)]
+    points = store.data[("x", ())]
+    assert len(points.starts) <= 5 + 1024 + 1  # dropped in batches, never unbounded
