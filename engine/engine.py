@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 from loguru import logger
 
+from engine._feedcalls import feed_failed, not_bars
 from engine.aio import maybe_await, run_sync
 from engine.config import (
     COMPONENT_SECTIONS,
@@ -510,17 +511,9 @@ class Engine:
         except EngineError:
             raise
         except Exception as exc:
-            raise PluginError(
-                f"{spec.path}: feed {spec.type!r} failed to load {inst.symbol}:"
-                f" {type(exc).__name__}: {exc}",
-                plugin=spec.record.plugin,
-            ) from exc
+            raise feed_failed(spec, f"failed to load {inst.symbol}", exc) from exc
         if not isinstance(series, BarSeries):
-            raise PluginError(
-                f"{spec.path}: feed {spec.type!r} returned {type(series).__name__},"
-                " expected BarSeries",
-                plugin=spec.record.plugin,
-            )
+            raise not_bars(spec, series, "returned")
         return series
 
     def _result(

@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine._feedcalls import feed_failed, not_bars
 from engine.aio import maybe_await
 from engine.config import parse_interval
 from engine.data import BarSeries
-from engine.errors import ConfigError, DataError, EngineError, PluginError, Problem
+from engine.errors import ConfigError, DataError, EngineError, Problem
 from engine.kernel.gcpolicy import quiet_gc, settle
 from engine.kernel.loops import backtest_chunks
 from engine.kernel.window import HistoryWindow
@@ -207,17 +208,9 @@ class _Source:
             except EngineError:
                 raise
             except Exception as exc:
-                raise PluginError(
-                    f"{spec.path}: feed {spec.type!r} failed to read {self.symbol}:"
-                    f" {type(exc).__name__}: {exc}",
-                    plugin=spec.record.plugin,
-                ) from exc
+                raise feed_failed(spec, f"failed to read {self.symbol}", exc) from exc
             if not isinstance(chunk, BarSeries):
-                raise PluginError(
-                    f"{spec.path}: feed {spec.type!r} chunks() gave {type(chunk).__name__}"
-                    f" for {self.symbol}, expected BarSeries",
-                    plugin=spec.record.plugin,
-                )
+                raise not_bars(spec, chunk, "chunks() gave", f" for {self.symbol}")
             if len(chunk) and self.last_ts is not None and int(chunk.ts[0]) <= self.last_ts:
                 raise DataError(
                     [
